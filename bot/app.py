@@ -1,0 +1,102 @@
+"""The application factory: one FastAPI app per Settings, nothing built at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException
+
+from bot.api import auth, cases, grids
+from bot.config import Settings
+from bot.database import engine_from_settings, prepare_database
+from handlers.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition, NotFound
+from models import utcnow
+from models.db import database_answers
+
+log = logging.getLogger("gridbot.app")
+
+STATUS_FOR_ERROR: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Forbidden: 403,
+    InvalidTransition: 409,
+    Conflict: 409,
+    InvalidInput: 422,
+}
+
+
+HTTP_ERROR_NAMES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    prepare: bool = True,
+) -> FastAPI:
+    engine = engine or engine_from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if prepare:
+            prepare_database(settings, engine)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Gridbot 网格通",
+        version="0.1.0",
+        description="WeChat intake and case lifecycle of a grid-governance platform. Times are UTC (ISO 8601).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.clock = clock
+
+    app.include_router(auth.router)
+    app.include_router(cases.router)
+    app.include_router(grids.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> JSONResponse:
+        """200 when the database answers, 503 otherwise."""
+        if database_answers(engine):
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "database unavailable"}, status_code=503)
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        code = next((status for kind, status in STATUS_FOR_ERROR.items() if isinstance(exc, kind)), 400)
+        return JSONResponse({"error": exc.code, "message": exc.message, **exc.details}, status_code=code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):
+            body = exc.detail
+        else:
+            body = {"error": HTTP_ERROR_NAMES.get(exc.status_code, "http_error"), "message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        return JSONResponse(
+            {"error": "invalid_input", "message": "; ".join(problems), "problems": problems}, status_code=422
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal", "message": "internal error; it has been logged"}, status_code=500)

@@ -1,0 +1,211 @@
+"""The `gridbot` command: serve, stats, audit, grids, users. Every command brings the schema up to date first."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy import Engine
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.database import engine_from_settings
+from handlers.audit import verify_chains
+from handlers.errors import DomainError
+from handlers.grids import GridImportError, GridIndex, import_grids
+from handlers.people import create_person, get_person_by_login, issue_token
+from handlers.stats import collect_stats
+from models import utcnow
+from models.db import session_scope, upgrade_schema
+
+app = typer.Typer(help="Gridbot 网格通: WeChat intake and case handling for grid governance.", no_args_is_help=True)
+grids_app = typer.Typer(help="Import and query grid polygons.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the tamper-evident case history.", no_args_is_help=True)
+users_app = typer.Typer(help="Staff accounts and API tokens.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(grids_app, name="grids")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_CONFIG = 2
+EXIT_NOT_FOUND = 3
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _engine(settings: Settings) -> Engine:
+    engine = engine_from_settings(settings)
+    upgrade_schema(engine)
+    return engine
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Run the web service (WeChat callback, API, console) on the configured database."""
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.database import prepare_database
+
+    settings = _settings()
+    logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = engine_from_settings(settings)
+    prepare_database(settings, engine)
+    out.print(f"Gridbot on http://{host}:{port}  (API docs: /docs, health: /healthz)")
+    uvicorn.run(
+        create_app(settings, engine=engine, prepare=False), host=host, port=port, log_level=settings.app.log_level
+    )
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False) -> None:
+    """Counts of messages, reports, cases by status, outbox, activities, sign-ups and points."""
+    engine = _engine(_settings())
+    with session_scope(engine) as session:
+        figures = collect_stats(session)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, ensure_ascii=False) + "\n")
+        return
+    for key, value in figures.items():
+        out.print(f"{key}: {value}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute every case's hash chain; name the first broken link of each damaged case."""
+    engine = _engine(_settings())
+    with session_scope(engine) as session:
+        checked, breaks = verify_chains(session)
+    if not breaks:
+        out.print(f"ok: {checked} case histories verified, no broken link")
+        return
+    for brk in breaks:
+        err.print(f"BROKEN case {brk.case_no} at event {brk.seq} (id {brk.event_id}): {brk.reason}")
+    err.print(f"{len(breaks)} of {checked} case histories are broken")
+    raise typer.Exit(1)
+
+
+@grids_app.command("import")
+def grids_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a GeoJSON FeatureCollection")],
+    crs: Annotated[str, typer.Option(help="coordinates of the file: wgs84 (RFC 7946) or gcj02")] = "wgs84",
+) -> None:
+    """Load grid polygons; the whole file is validated first and nothing is written if anything is wrong."""
+    if crs not in ("wgs84", "gcj02"):
+        err.print("--crs must be wgs84 or gcj02")
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        err.print(f"[red]{file}: not a JSON file:[/red] {exc}")
+        raise typer.Exit(1) from None
+    engine = _engine(_settings())
+    features = document.get("features") if isinstance(document, dict) else None
+    total = len(features) if isinstance(features, list) else 0
+    try:
+        with session_scope(engine) as session, Progress(console=err, transient=True) as progress:
+            task = progress.add_task("importing grids", total=total)
+            created, updated = import_grids(session, document, crs=crs, progress=lambda n: progress.advance(task, n))
+    except GridImportError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/red] {problem}")
+        err.print(f"{len(exc.problems)} problem(s); nothing was imported")
+        raise typer.Exit(1) from None
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    out.print(f"imported {created + updated} grids ({created} new, {updated} updated)")
+
+
+@grids_app.command("locate")
+def grids_locate(
+    lng: Annotated[float, typer.Argument(help="longitude")],
+    lat: Annotated[float, typer.Argument(help="latitude")],
+    crs: Annotated[str, typer.Option(help="gcj02 (WeChat, mini-program) or wgs84 (GPS)")] = "gcj02",
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """Print the grids holding a point, smallest first, one code per line."""
+    if crs not in ("wgs84", "gcj02"):
+        err.print("--crs must be wgs84 or gcj02")
+        raise typer.Exit(EXIT_CONFIG)
+    engine = _engine(_settings())
+    with session_scope(engine) as session:
+        chain = GridIndex.from_session(session).locate(lng, lat, crs)
+    if not chain:
+        err.print(f"no grid holds the point {lng}, {lat} ({crs})")
+        raise typer.Exit(EXIT_NOT_FOUND)
+    codes = [entry.code for entry in chain]
+    sys.stdout.write((json.dumps(codes) if as_json else "\n".join(codes)) + "\n")
+
+
+@users_app.command("add")
+def users_add(
+    login: Annotated[str, typer.Argument(help="login name")],
+    name: Annotated[str, typer.Option(help="full name")],
+    role: Annotated[list[str], typer.Option(help="role; repeat for several")],
+    grid: Annotated[list[str] | None, typer.Option(help="grid code served; repeat for several")] = None,
+    phone: Annotated[str | None, typer.Option(help="11-digit mobile number")] = None,
+    password: Annotated[str | None, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = None,
+) -> None:
+    """Create a staff account."""
+    engine = _engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            create_person(
+                session, name=name, roles=role, login=login, phone=phone, password=password, grid_codes=grid or []
+            )
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    out.print(f"created {login}")
+
+
+@users_app.command("token")
+def users_token(
+    login: Annotated[str, typer.Argument(help="login name")],
+    hours: Annotated[int | None, typer.Option(help="validity; default from config auth.token_ttl_hours")] = None,
+) -> None:
+    """Issue a new API token for an account (shown once)."""
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        with session_scope(engine) as session:
+            person = get_person_by_login(session, login)
+            token, expires_at = issue_token(
+                session, person, utcnow(), timedelta(hours=hours or settings.auth.token_ttl_hours), label="cli"
+            )
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    sys.stdout.write(token + "\n")
+    err.print(f"expires {expires_at.astimezone(settings.zone):%Y-%m-%d %H:%M} ({settings.app.timezone})")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all pending migrations."""
+    _engine(_settings())
+    out.print("schema is up to date")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,214 @@
+"""Settings: config.yaml, overridden by GRIDBOT_<SECTION>__<KEY> environment variables, validated once.
+
+`load_settings()` returns a frozen object; nothing here runs at import time, so tests build `Settings`
+directly or call `load_settings(path, environ)` with their own dict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+
+ENV_PREFIX = "GRIDBOT_"
+CONFIG_ENV = "GRIDBOT_CONFIG"  # path of the config file; not a setting itself
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person starting the service."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppSettings(_Section):
+    demo: bool = True
+    timezone: str = "Asia/Shanghai"
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/gridbot.db"
+    echo: bool = False
+    busy_timeout_ms: int = Field(default=5000, ge=0)
+
+
+class MediaSettings(_Section):
+    root: str = "var/media"
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+
+class WechatSettings(_Section):
+    token: SecretStr = SecretStr("gridbot-dev-token")
+    appid: str = ""
+    secret: SecretStr = SecretStr("")
+    aes_key: SecretStr = SecretStr("")
+    encrypt_mode: Literal["plain", "compatible", "safe"] = "plain"
+    api_base_url: str = "https://api.weixin.qq.com/"
+    timestamp_window_seconds: int = Field(default=300, gt=0)
+
+
+class WxaSettings(_Section):
+    appid: str = ""
+    secret: SecretStr = SecretStr("")
+    api_base_url: str = "https://api.weixin.qq.com/"
+
+
+class WecomSettings(_Section):
+    api_base_url: str = "https://qyapi.weixin.qq.com/"
+
+
+class UrgencyMinutes(_Section):
+    urgent: int = Field(gt=0)
+    normal: int = Field(gt=0)
+
+
+class SlaSettings(_Section):
+    accept_minutes: UrgencyMinutes = UrgencyMinutes(urgent=15, normal=30)
+    resolve_hours: UrgencyMinutes = UrgencyMinutes(urgent=24, normal=72)
+
+
+class AuthSettings(_Section):
+    token_ttl_hours: int = Field(default=720, gt=0)
+
+
+class Settings(_Section):
+    app: AppSettings = AppSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    media: MediaSettings = MediaSettings()
+    wechat: WechatSettings = WechatSettings()
+    wxa: WxaSettings = WxaSettings()
+    wecom: WecomSettings = WecomSettings()
+    sla: SlaSettings = SlaSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.app.timezone)
+
+
+def find_config_file(environ: Mapping[str, str]) -> Path | None:
+    if environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={path}: no such file")
+        return path
+    for candidate in (Path.cwd() / "config.yaml", REPO_ROOT / "config.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file, apply environment overrides, validate. Raises ConfigError naming the key."""
+    environ = os.environ if environ is None else environ
+    path = path if path is not None else find_config_file(environ)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded or {}
+    sources = {key: str(path) if path else "defaults" for key in _leaf_keys(data)}
+    # Start from the defaults so that one nested key can be overridden alone (GRIDBOT_SLA__ACCEPT_MINUTES__URGENT).
+    data = _deep_merge(Settings().model_dump(), data)
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        keys = [part.lower() for part in var[len(ENV_PREFIX) :].split("__")]
+        _set_path(data, keys, _env_value(value), var)
+        sources[".".join(keys)] = f"environment variable {var}"
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from None
+    return _resolve_paths(settings, path.parent if path else Path.cwd())
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_value(value: str) -> Any:
+    # Nested sections may be given whole as JSON; scalars stay strings and pydantic converts them,
+    # so a numeric-looking token such as "123456" is never turned into an int.
+    if value.strip().startswith(("{", "[")):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _set_path(data: dict[str, Any], keys: list[str], value: Any, var: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{var}: {key} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _leaf_keys(data: Any, prefix: str = "") -> list[str]:
+    if not isinstance(data, dict):
+        return [prefix] if prefix else []
+    keys: list[str] = []
+    for key, value in data.items():
+        keys.extend(_leaf_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+    return keys
+
+
+def _describe(exc: ValidationError, sources: dict[str, str]) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        source = sources.get(key) or next(
+            (src for name, src in sources.items() if name.startswith(key + ".")), "config"
+        )
+        if error["type"] == "extra_forbidden":
+            lines.append(f"unknown configuration key '{key}' (from {source})")
+        else:
+            lines.append(f"configuration key '{key}': {error['msg']} (from {source})")
+    return "; ".join(lines)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative SQLite and media paths are relative to the config file, not to the working directory."""
+    url = make_url(settings.database.url)
+    database = settings.database
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        db_path = Path(url.database)
+        if not db_path.is_absolute():
+            database = database.model_copy(
+                update={"url": url.set(database=str((base / db_path).resolve())).render_as_string(False)}
+            )
+    media = settings.media
+    if not Path(media.root).is_absolute():
+        media = media.model_copy(update={"root": str((base / media.root).resolve())})
+    return settings.model_copy(update={"database": database, "media": media})

@@ -1,0 +1,379 @@
+"""Opening cases and acting on them: numbering, deadlines, grid moves, merges, ratings, queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from handlers.access import SYSTEM, Actor, ensure_can_see, roles_on_case
+from handlers.audit import append_event
+from handlers.errors import Forbidden, InvalidInput, NotFound
+from handlers.lifecycle import Status, find_transition, record_transition
+from handlers.sla import SlaPolicy
+from models import Case, CaseCounter, CaseEvent, Grid, Report
+
+URGENCIES = ("normal", "urgent")
+
+
+def next_case_no(session: Session, now: datetime, zone: ZoneInfo) -> str:
+    """`YYYYMMDD-NNNN` by the local calendar day; one atomic upsert, so concurrent callers never collide."""
+    day = now.astimezone(zone).strftime("%Y%m%d")
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(CaseCounter)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": col(CaseCounter.last) + 1})
+        .returning(col(CaseCounter.last))
+    )
+    number = session.execute(stmt).scalar_one()
+    return f"{day}-{number:04d}"
+
+
+def open_case(
+    session: Session,
+    report: Report,
+    now: datetime,
+    zone: ZoneInfo,
+    *,
+    actor: Actor = SYSTEM,
+    urgency: str | None = None,
+) -> Case:
+    """Create the case for a stored report, in state `reported`, with its first event."""
+    if report.id is None:
+        session.add(report)
+        session.flush()
+    urgency = urgency or ("urgent" if report.urgent else "normal")
+    if urgency not in URGENCIES:
+        raise InvalidInput(f"urgency must be one of {', '.join(URGENCIES)}, not {urgency!r}")
+    case = Case(
+        case_no=next_case_no(session, now, zone),
+        report_id=report.id,
+        reporter_id=report.person_id,
+        status=Status.REPORTED.value,
+        category=report.category,
+        subcategory=report.subcategory,
+        urgency=urgency,
+        priority=1 if urgency == "urgent" else 0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    session.flush()
+    append_event(
+        session,
+        case,
+        action="report",
+        from_status=None,
+        to_status=case.status,
+        actor=actor,
+        actor_role=_creator_role(actor),
+        now=now,
+        data={"channel": report.channel, "report_id": report.id},
+    )
+    return case
+
+
+def _creator_role(actor: Actor) -> str:
+    for role in ("system", "operator", "admin", "grid_leader", "grid_worker", "resident"):
+        if role in actor.roles:
+            return role
+    return "resident"
+
+
+def get_case(session: Session, case_no: str) -> Case:
+    case = session.exec(select(Case).where(Case.case_no == case_no)).first()
+    if case is None:
+        raise NotFound(f"no case numbered {case_no}", case_no=case_no)
+    return case
+
+
+def get_case_for_update(session: Session, case_no: str) -> Case:
+    """Row-locked read (PostgreSQL FOR UPDATE; SQLite is already serialised by BEGIN IMMEDIATE)."""
+    case = session.exec(select(Case).where(Case.case_no == case_no).with_for_update()).first()
+    if case is None:
+        raise NotFound(f"no case numbered {case_no}", case_no=case_no)
+    return case
+
+
+def get_grid_by_code(session: Session, code: str) -> Grid:
+    grid = session.exec(select(Grid).where(Grid.code == code)).first()
+    if grid is None:
+        raise InvalidInput(f"no grid with code {code!r}", grid_code=code)
+    return grid
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    note: str = ""
+    attachments: tuple[Any, ...] = ()
+    grid_code: str | None = None  # dispatch, transfer
+    assignee_id: int | None = None  # dispatch
+    rating: int | None = None  # rate
+    merge_into: str | None = None  # merge
+
+
+def act_on_case(
+    session: Session,
+    case_no: str,
+    action: str,
+    actor: Actor,
+    now: datetime,
+    sla: SlaPolicy,
+    params: ActionInput | None = None,
+) -> Case:
+    """Check visibility, validate the action's own inputs, set its side effects, then transition."""
+    params = params or ActionInput()
+    case = get_case_for_update(session, case_no)
+    ensure_can_see(actor, case)
+    # Role and state are checked against the case as it is, before an action moves it to another grid.
+    transition, role = find_transition(case, action, actor)
+    if transition.needs_note and not params.note.strip():
+        raise InvalidInput(f"{action} needs a note saying why")
+    prepare = _PREPARE.get(action)
+    data = prepare(session, case, actor, now, sla, params) if prepare is not None else {}
+    record_transition(
+        session,
+        case,
+        transition,
+        actor,
+        role,
+        now,
+        note=params.note.strip(),
+        attachments=list(params.attachments),
+        data=data,
+    )
+    finish = _FINISH.get(action)
+    if finish is not None:
+        finish(session, case, actor, role, now, params)
+    return case
+
+
+# Each preparer validates the action's inputs and returns the event's `data`. It runs after the state and role
+# checks and may set fields on the case; if it raises, the caller's transaction is rolled back.
+
+
+def _prepare_dispatch(
+    session: Session, case: Case, actor: Actor, now: datetime, sla: SlaPolicy, params: ActionInput
+) -> dict[str, Any]:
+    grid = get_grid_by_code(session, params.grid_code) if params.grid_code else None
+    if grid is None and case.grid_id is None:
+        raise InvalidInput("dispatch needs grid_code: the case has no grid yet")
+    data: dict[str, Any] = {}
+    if grid is not None:
+        if "grid_leader" in actor.roles and not actor.is_global and grid.id not in actor.grid_ids:
+            raise Forbidden(f"grid {grid.code} is outside the grids this leader serves")
+        data["from_grid"] = _grid_code(session, case.grid_id)
+        data["grid"] = grid.code
+        case.grid_id = grid.id
+    case.assignee_id = params.assignee_id
+    case.needs_review = False
+    case.accept_deadline = sla.accept_deadline(case.urgency, now)
+    if case.resolve_deadline is None or case.status == Status.REOPENED:
+        case.resolve_deadline = sla.resolve_deadline(case.urgency, now)
+    data["accept_deadline"] = case.accept_deadline.isoformat()
+    data["resolve_deadline"] = case.resolve_deadline.isoformat()
+    return data
+
+
+def _prepare_transfer(
+    session: Session, case: Case, actor: Actor, now: datetime, sla: SlaPolicy, params: ActionInput
+) -> dict[str, Any]:
+    if not params.grid_code:
+        raise InvalidInput("transfer needs grid_code: the grid the case goes to")
+    grid = get_grid_by_code(session, params.grid_code)
+    if grid.id == case.grid_id:
+        raise InvalidInput(f"case {case.case_no} is already with grid {grid.code}")
+    data = {"from_grid": _grid_code(session, case.grid_id), "grid": grid.code}
+    case.grid_id = grid.id
+    case.assignee_id = None
+    case.dispatched_at = now
+    case.accept_deadline = sla.accept_deadline(case.urgency, now)
+    data["accept_deadline"] = case.accept_deadline.isoformat()
+    return data
+
+
+def _prepare_escalate(
+    session: Session, case: Case, actor: Actor, now: datetime, sla: SlaPolicy, params: ActionInput
+) -> dict[str, Any]:
+    grid = session.get(Grid, case.grid_id) if case.grid_id is not None else None
+    parent = session.get(Grid, grid.parent_id) if grid is not None and grid.parent_id is not None else None
+    data: dict[str, Any] = {"level": case.escalation_level + 1, "from_grid": grid.code if grid else None}
+    if parent is not None:
+        case.grid_id = parent.id
+        data["grid"] = parent.code
+    case.escalation_level += 1
+    case.accept_deadline = sla.accept_deadline(case.urgency, now)
+    data["accept_deadline"] = case.accept_deadline.isoformat()
+    return data
+
+
+def _prepare_take(
+    session: Session, case: Case, actor: Actor, now: datetime, sla: SlaPolicy, params: ActionInput
+) -> dict[str, Any]:
+    case.assignee_id = actor.person_id
+    return {}
+
+
+def _prepare_rate(
+    session: Session, case: Case, actor: Actor, now: datetime, sla: SlaPolicy, params: ActionInput
+) -> dict[str, Any]:
+    if params.rating is None or not 1 <= params.rating <= 5:
+        raise InvalidInput("rate needs rating, a whole number from 1 to 5")
+    case.rating = params.rating
+    return {"rating": params.rating}
+
+
+def _prepare_reopen(
+    session: Session, case: Case, actor: Actor, now: datetime, sla: SlaPolicy, params: ActionInput
+) -> dict[str, Any]:
+    case.reopen_count += 1
+    case.closed_at = None
+    return {"reopen_count": case.reopen_count}
+
+
+def _prepare_merge(
+    session: Session, case: Case, actor: Actor, now: datetime, sla: SlaPolicy, params: ActionInput
+) -> dict[str, Any]:
+    if not params.merge_into:
+        raise InvalidInput("merge needs merge_into: the number of the case this one duplicates")
+    if params.merge_into == case.case_no:
+        raise InvalidInput("a case cannot be merged into itself")
+    target = get_case_for_update(session, params.merge_into)
+    if target.status in (Status.MERGED, Status.INVALID):
+        raise InvalidInput(f"case {target.case_no} is {target.status}; merge into the case it points to instead")
+    case.merged_into_id = target.id
+    return {"merged_into": target.case_no}
+
+
+def _finish_merge(session: Session, case: Case, actor: Actor, role: str, now: datetime, params: ActionInput) -> None:
+    target = get_case(session, params.merge_into or "")
+    target.cosign_count += 1
+    target.priority += 1
+    target.updated_at = now
+    append_event(
+        session,
+        target,
+        action="cosign",
+        from_status=target.status,
+        to_status=target.status,
+        actor=actor,
+        actor_role=role,
+        now=now,
+        data={"case": case.case_no, "cosign_count": target.cosign_count},
+    )
+
+
+_PREPARE = {
+    "dispatch": _prepare_dispatch,
+    "transfer": _prepare_transfer,
+    "escalate": _prepare_escalate,
+    "take": _prepare_take,
+    "rate": _prepare_rate,
+    "reopen": _prepare_reopen,
+    "merge": _prepare_merge,
+}
+_FINISH = {"merge": _finish_merge}
+
+
+def add_note(session: Session, case_no: str, actor: Actor, now: datetime, note: str, attachments: list[Any]) -> Case:
+    """A note or photos on the record, without a change of state. Anyone who can see the case may add one."""
+    if not note.strip() and not attachments:
+        raise InvalidInput("a note needs text or attachments")
+    case = get_case_for_update(session, case_no)
+    ensure_can_see(actor, case)
+    role = sorted(roles_on_case(actor, case))[0]
+    append_event(
+        session,
+        case,
+        action="note",
+        from_status=case.status,
+        to_status=case.status,
+        actor=actor,
+        actor_role=role,
+        now=now,
+        note=note.strip(),
+        attachments=attachments,
+    )
+    case.updated_at = now
+    return case
+
+
+def _grid_code(session: Session, grid_id: int | None) -> str | None:
+    if grid_id is None:
+        return None
+    grid = session.get(Grid, grid_id)
+    return grid.code if grid else None
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    status: tuple[str, ...] = ()
+    subcategory: str | None = None
+    category: str | None = None
+    grid_code: str | None = None
+    urgency: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    needs_review: bool | None = None
+    overdue_at: datetime | None = None  # only cases whose deadline passed before this instant
+    text: str | None = None
+
+
+def list_cases(
+    session: Session, actor: Actor, filters: CaseFilter, *, limit: int = 50, offset: int = 0
+) -> tuple[list[Case], int]:
+    """Cases the actor may see, newest first, with the total count for paging."""
+    query = select(Case)
+    if not actor.is_global:
+        clauses: list[Any] = []
+        if actor.has_any(("grid_worker", "grid_leader")) and actor.grid_ids:
+            clauses.append(col(Case.grid_id).in_(actor.grid_ids))
+        if actor.person_id is not None:
+            clauses.append(col(Case.reporter_id) == actor.person_id)
+        query = query.where(or_(*clauses))
+    if filters.status:
+        query = query.where(col(Case.status).in_(filters.status))
+    if filters.subcategory:
+        query = query.where(Case.subcategory == filters.subcategory)
+    if filters.category:
+        query = query.where(Case.category == filters.category)
+    if filters.urgency:
+        query = query.where(Case.urgency == filters.urgency)
+    if filters.grid_code:
+        grid = get_grid_by_code(session, filters.grid_code)
+        query = query.where(Case.grid_id == grid.id)
+    if filters.created_from:
+        query = query.where(Case.created_at >= filters.created_from)
+    if filters.created_to:
+        query = query.where(Case.created_at < filters.created_to)
+    if filters.needs_review is not None:
+        query = query.where(Case.needs_review == filters.needs_review)
+    if filters.overdue_at is not None:
+        overdue = filters.overdue_at
+        query = query.where(
+            or_(
+                (col(Case.status).in_(["dispatched", "transferred", "escalated", "reopened"]))
+                & (col(Case.accept_deadline) < overdue),
+                (col(Case.status).in_(["taken", "in_progress"])) & (col(Case.resolve_deadline) < overdue),
+            )
+        )
+    if filters.text:
+        query = query.join(Report, col(Report.id) == Case.report_id).where(col(Report.text).contains(filters.text))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(
+        query.order_by(col(Case.priority).desc(), col(Case.created_at).desc(), col(Case.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(rows), int(total)
+
+
+def case_events(session: Session, case: Case) -> list[CaseEvent]:
+    return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq))).all())

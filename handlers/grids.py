@@ -1,0 +1,304 @@
+"""Grids: GeoJSON import with validation before any write, and point location through an STRtree."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import shapely
+from shapely.geometry import Point, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform
+from shapely.validation import explain_validity
+from sqlmodel import Session, select
+
+from handlers.errors import InvalidInput
+from handlers.geo import CRS_VALUES, convert
+from models import Grid
+from models.grids import GRID_KINDS, GRID_LEVELS
+
+LEVEL_DEPTH = {level: depth for depth, level in enumerate(GRID_LEVELS)}
+# Base grids may touch along edges; an overlap larger than this share of the smaller grid is an error.
+OVERLAP_TOLERANCE = 1e-6
+
+
+class GridImportError(InvalidInput):
+    """Every problem found in a grid file; nothing was written."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the grid file: " + "; ".join(problems[:20]))
+        self.problems = problems
+
+
+@dataclass
+class GridSpec:
+    code: str
+    name: str
+    level: str
+    kind: str
+    parent: str | None
+    geometry: BaseGeometry
+    channel: dict[str, Any] | None = None
+    gazetteer: list[str] = field(default_factory=list)
+
+
+def parse_feature_collection(document: Any, crs: str = "wgs84", store_crs: str = "wgs84") -> list[GridSpec]:
+    """Validate a GeoJSON FeatureCollection as a set of grids. Raises GridImportError listing every problem."""
+    if crs not in CRS_VALUES:
+        raise InvalidInput(f"crs must be one of {', '.join(CRS_VALUES)}, not {crs!r}")
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+        raise GridImportError(["the file is not a GeoJSON FeatureCollection"])
+    features = document.get("features")
+    if not isinstance(features, list) or not features:
+        raise GridImportError(["the FeatureCollection has no features"])
+    problems: list[str] = []
+    specs: list[GridSpec] = []
+    for index, feature in enumerate(features):
+        spec = _parse_feature(index, feature, crs, store_crs, problems)
+        if spec is not None:
+            specs.append(spec)
+    if problems:
+        raise GridImportError(problems)
+    return specs
+
+
+def _parse_feature(index: int, feature: Any, crs: str, store_crs: str, problems: list[str]) -> GridSpec | None:
+    props = feature.get("properties") if isinstance(feature, dict) else None
+    if not isinstance(props, dict):
+        problems.append(f"feature #{index}: no properties")
+        return None
+    code = props.get("code")
+    where = f"grid {code}" if isinstance(code, str) and code else f"feature #{index}"
+    found = len(problems)
+    if not isinstance(code, str) or not code.strip():
+        problems.append(f"{where}: property 'code' is missing")
+    if not isinstance(props.get("name"), str) or not props["name"].strip():
+        problems.append(f"{where}: property 'name' is missing")
+    level, kind, parent = props.get("level"), props.get("kind", "base"), props.get("parent")
+    if level not in GRID_LEVELS:
+        problems.append(f"{where}: level {level!r} is not one of {', '.join(GRID_LEVELS)}")
+    if kind not in GRID_KINDS:
+        problems.append(f"{where}: kind {kind!r} is not one of {', '.join(GRID_KINDS)}")
+    if parent is not None and not isinstance(parent, str):
+        problems.append(f"{where}: parent must be a grid code or null")
+    channel = props.get("channel")
+    if channel is not None and not (isinstance(channel, dict) and isinstance(channel.get("type"), str)):
+        problems.append(f"{where}: channel must be an object with a 'type'")
+    gazetteer = props.get("gazetteer") or []
+    if not isinstance(gazetteer, list) or not all(isinstance(name, str) for name in gazetteer):
+        problems.append(f"{where}: gazetteer must be a list of names")
+    geometry = _parse_geometry(where, feature.get("geometry"), crs, store_crs, problems)
+    if len(problems) > found or geometry is None:
+        return None
+    return GridSpec(
+        code=str(code).strip(),
+        name=str(props["name"]).strip(),
+        level=str(level),
+        kind=str(kind),
+        parent=parent,
+        geometry=geometry,
+        channel=channel,
+        gazetteer=list(gazetteer),
+    )
+
+
+def _parse_geometry(where: str, raw: Any, crs: str, store_crs: str, problems: list[str]) -> BaseGeometry | None:
+    if not isinstance(raw, dict) or raw.get("type") not in ("Polygon", "MultiPolygon"):
+        problems.append(f"{where}: geometry must be a Polygon or MultiPolygon")
+        return None
+    try:
+        geometry = shape(raw)
+    except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:
+        problems.append(f"{where}: unreadable coordinates ({exc})")
+        return None
+    if geometry.is_empty:
+        problems.append(f"{where}: empty polygon")
+        return None
+    min_x, min_y, max_x, max_y = geometry.bounds
+    if not (-180 <= min_x <= max_x <= 180 and -90 <= min_y <= max_y <= 90):
+        problems.append(f"{where}: coordinates out of range (longitude first, then latitude)")
+        return None
+    if not geometry.is_valid:
+        problems.append(f"{where}: invalid polygon ({explain_validity(geometry)})")
+        return None
+    if crs != store_crs:
+        geometry = transform(_point_converter(crs, store_crs), geometry)
+    return geometry
+
+
+def _point_converter(source: str, target: str) -> Callable[..., Any]:
+    def convert_coords(xs: Any, ys: Any, zs: Any = None) -> tuple[list[float], list[float]]:
+        pairs = [convert(x, y, source, target) for x, y in zip(xs, ys, strict=True)]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    return convert_coords
+
+
+def check_grid_set(specs: Sequence[GridSpec], existing: dict[str, str | None]) -> list[str]:
+    """Whole-set checks: duplicates, unknown parents, cycles, overlapping base grids."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.code in seen:
+            problems.append(f"grid {spec.code}: code appears more than once")
+        seen.add(spec.code)
+    parents = dict(existing)
+    parents.update({spec.code: spec.parent for spec in specs})
+    for spec in specs:
+        if spec.parent is not None and spec.parent not in parents:
+            problems.append(f"grid {spec.code}: parent {spec.parent} is neither in the file nor in the database")
+    problems.extend(_cycles(parents, [spec.code for spec in specs]))
+    problems.extend(_overlaps([s for s in specs if s.kind == "base" and s.level in ("grid", "subgrid")]))
+    return problems
+
+
+def _cycles(parents: dict[str, str | None], codes: Iterable[str]) -> list[str]:
+    problems = []
+    reported: set[str] = set()
+    for code in codes:
+        path: list[str] = []
+        current: str | None = code
+        while current is not None and current in parents and current not in path:
+            path.append(current)
+            current = parents[current]
+        if current is not None and current in path:
+            cycle = path[path.index(current) :]
+            if not reported & set(cycle):
+                problems.append("grids form a parent cycle: " + " → ".join([*cycle, current]))
+                reported |= set(cycle)
+    return problems
+
+
+def _overlaps(specs: list[GridSpec]) -> list[str]:
+    if len(specs) < 2:
+        return []
+    geometries = [spec.geometry for spec in specs]
+    tree = shapely.STRtree(geometries)
+    left, right = tree.query(geometries, predicate="intersects")
+    problems = []
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        if i >= j or specs[i].level != specs[j].level:
+            continue
+        shared = geometries[i].intersection(geometries[j]).area
+        if shared > OVERLAP_TOLERANCE * min(geometries[i].area, geometries[j].area):
+            problems.append(f"base grids {specs[i].code} and {specs[j].code} overlap")
+    return problems
+
+
+def import_grids(
+    session: Session,
+    document: Any,
+    *,
+    crs: str = "wgs84",
+    store_crs: str = "wgs84",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Validate the whole file, then create or update grids by code. Returns (created, updated). No commit."""
+    specs = parse_feature_collection(document, crs, store_crs)
+    existing_rows = session.exec(select(Grid)).all()
+    by_id = {grid.id: grid for grid in existing_rows}
+    existing = {grid.code: (by_id[grid.parent_id].code if grid.parent_id in by_id else None) for grid in existing_rows}
+    problems = check_grid_set(specs, existing)
+    if problems:
+        raise GridImportError(problems)
+    grids = {grid.code: grid for grid in existing_rows}
+    created = updated = 0
+    for spec in _parents_first(specs):
+        grid = grids.get(spec.code)
+        if grid is None:
+            grid = Grid(code=spec.code, name=spec.name, level=spec.level)
+            created += 1
+        else:
+            updated += 1
+        grid.name, grid.level, grid.kind = spec.name, spec.level, spec.kind
+        grid.geometry = json.loads(shapely.to_geojson(spec.geometry))
+        grid.crs = store_crs
+        grid.channel = spec.channel
+        grid.gazetteer = spec.gazetteer
+        grid.parent_id = grids[spec.parent].id if spec.parent else None
+        session.add(grid)
+        session.flush()
+        grids[spec.code] = grid
+        if progress:
+            progress(1)
+    return created, updated
+
+
+def _parents_first(specs: Sequence[GridSpec]) -> list[GridSpec]:
+    by_code = {spec.code: spec for spec in specs}
+    ordered: list[GridSpec] = []
+    placed: set[str] = set()
+
+    def place(spec: GridSpec) -> None:
+        if spec.code in placed:
+            return
+        if spec.parent in by_code:
+            place(by_code[spec.parent])
+        placed.add(spec.code)
+        ordered.append(spec)
+
+    for spec in specs:
+        place(spec)
+    return ordered
+
+
+@dataclass(frozen=True)
+class IndexedGrid:
+    id: int
+    code: str
+    parent_id: int | None
+    rank: tuple[int, int, float]  # smaller is more specific: dedicated first, then deeper level, then area
+
+
+class GridIndex:
+    """Point-in-polygon over every grid. Built once from the database; rebuild after an import."""
+
+    def __init__(self, grids: Sequence[Grid]) -> None:
+        self.crs = grids[0].crs if grids else "wgs84"
+        self._grids: list[IndexedGrid] = []
+        geometries = []
+        self._by_id: dict[int, IndexedGrid] = {}
+        for grid in grids:
+            if grid.geometry is None or grid.id is None:
+                continue
+            geometry = shape(grid.geometry)
+            entry = IndexedGrid(
+                id=grid.id,
+                code=grid.code,
+                parent_id=grid.parent_id,
+                rank=(0 if grid.kind == "dedicated" else 1, -LEVEL_DEPTH.get(grid.level, 0), geometry.area),
+            )
+            self._grids.append(entry)
+            geometries.append(geometry)
+        for grid in grids:
+            if grid.id is not None and grid.id not in self._by_id:
+                self._by_id[grid.id] = IndexedGrid(grid.id, grid.code, grid.parent_id, (9, 0, 0.0))
+        for entry in self._grids:
+            self._by_id[entry.id] = entry
+        self._tree = shapely.STRtree(geometries)
+
+    @classmethod
+    def from_session(cls, session: Session) -> GridIndex:
+        return cls(session.exec(select(Grid)).all())
+
+    def __len__(self) -> int:
+        return len(self._grids)
+
+    def locate(self, lng: float, lat: float, crs: str = "gcj02") -> list[IndexedGrid]:
+        """The chain of grids holding the point, smallest first, up to the district; [] when outside all."""
+        x, y = convert(lng, lat, crs, self.crs)
+        hits = self._tree.query(Point(x, y), predicate="covered_by")
+        if len(hits) == 0:
+            return []
+        best = min((self._grids[i] for i in hits.tolist()), key=lambda entry: entry.rank)
+        chain = [best]
+        seen = {best.id}
+        while chain[-1].parent_id is not None and chain[-1].parent_id in self._by_id:
+            parent = self._by_id[chain[-1].parent_id]
+            if parent.id in seen:
+                break
+            seen.add(parent.id)
+            chain.append(parent)
+        return chain

@@ -1,0 +1,138 @@
+"""People and their credentials: staff accounts, passwords, API tokens, grid assignments, masked phones."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from handlers.errors import InvalidInput, NotFound
+from models import ApiToken, Grid, Person, PersonGrid
+from models.people import ROLES
+
+_PHONE = re.compile(r"^1\d{10}$")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """138****1234: enough for a grid worker to recognise a caller, not enough to harvest numbers."""
+    if not phone:
+        return None
+    if len(phone) >= 7:
+        return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    return "*" * len(phone)
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str | None) -> bool:
+    if not stored or not stored.startswith("scrypt$"):
+        return False
+    _, salt_hex, digest_hex = stored.split("$", 2)
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **_SCRYPT)
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def create_person(
+    session: Session,
+    *,
+    name: str,
+    roles: list[str],
+    login: str | None = None,
+    phone: str | None = None,
+    openid: str | None = None,
+    password: str | None = None,
+    grid_codes: list[str] | None = None,
+    home_grid_code: str | None = None,
+) -> Person:
+    unknown = [role for role in roles if role not in ROLES]
+    if unknown:
+        raise InvalidInput(f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}")
+    if phone is not None and not _PHONE.match(phone):
+        raise InvalidInput(f"phone {mask_phone(phone)} is not an 11-digit mainland mobile number")
+    if login is not None and session.exec(select(Person).where(Person.login == login)).first():
+        raise InvalidInput(f"login {login!r} is taken")
+    person = Person(
+        name=name,
+        login=login,
+        phone=phone,
+        openid=openid,
+        roles=list(dict.fromkeys(roles)),
+        password_hash=hash_password(password) if password else None,
+    )
+    if home_grid_code:
+        person.home_grid_id = _grid(session, home_grid_code).id
+    session.add(person)
+    session.flush()
+    staff_role = "grid_leader" if "grid_leader" in roles else "grid_worker"
+    for code in grid_codes or []:
+        grid = _grid(session, code)
+        assert person.id is not None and grid.id is not None
+        session.add(PersonGrid(person_id=person.id, grid_id=grid.id, role=staff_role))
+    session.flush()
+    return person
+
+
+def _grid(session: Session, code: str) -> Grid:
+    grid = session.exec(select(Grid).where(Grid.code == code)).first()
+    if grid is None:
+        raise InvalidInput(f"no grid with code {code!r}")
+    return grid
+
+
+def get_person_by_login(session: Session, login: str) -> Person:
+    person = session.exec(select(Person).where(Person.login == login)).first()
+    if person is None:
+        raise NotFound(f"no account with login {login!r}")
+    return person
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(
+    session: Session, person: Person, now: datetime, ttl: timedelta, label: str = ""
+) -> tuple[str, datetime]:
+    """A new random bearer token; only its hash is stored, so it is shown exactly once."""
+    assert person.id is not None
+    token = "gb_" + secrets.token_urlsafe(32)
+    expires_at = now + ttl
+    session.add(
+        ApiToken(token_hash=_token_hash(token), person_id=person.id, label=label, created_at=now, expires_at=expires_at)
+    )
+    return token, expires_at
+
+
+def person_for_token(session: Session, token: str, now: datetime) -> Person | None:
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    person = session.get(Person, row.person_id)
+    if person is None or not person.active:
+        return None
+    return person
+
+
+def revoke_token(session: Session, token: str, now: datetime) -> bool:
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = now
+    session.add(row)
+    return True
+
+
+def grid_codes_served(session: Session, person: Person) -> list[str]:
+    rows = session.exec(
+        select(Grid.code).join(PersonGrid, col(PersonGrid.grid_id) == Grid.id).where(PersonGrid.person_id == person.id)
+    ).all()
+    return sorted(rows)
