@@ -155,3 +155,38 @@ def test_serve_runs_with_the_demo_district_and_upgrades_the_schema(tmp_path: Pat
         proc.wait(timeout=20)
     stats = run({**env, "GRIDBOT_APP__DEMO": "false"}, "stats", "--json")
     assert json.loads(stats.stdout)["activities"] >= 2
+
+
+def test_cli_reads_the_database_while_the_service_writes(env: dict[str, str], tmp_path: Path) -> None:
+    """SQLite in WAL mode with a busy timeout: `gridbot stats` works next to a busy writer."""
+    import threading
+    from datetime import UTC, datetime
+
+    from handlers.cases import open_case
+    from models import Report
+    from models.db import make_engine, session_scope, upgrade_schema
+    from tests.factories import ZONE
+
+    engine = make_engine(env["GRIDBOT_DATABASE__URL"])
+    upgrade_schema(engine)
+    stop = threading.Event()
+    written = []
+
+    def writer() -> None:
+        now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+        while not stop.is_set():
+            with session_scope(engine) as session:
+                written.append(open_case(session, Report(channel="mp", text="噪音", created_at=now), now, ZONE).case_no)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        results = [run(env, "stats", "--json") for _ in range(3)]
+    finally:
+        stop.set()
+        thread.join()
+    engine.dispose()
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    counts = [json.loads(r.stdout)["reports"] for r in results]
+    assert counts == sorted(counts) and counts[-1] > 0
+    assert len(written) == len(set(written)) > 0
