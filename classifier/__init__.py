@@ -1,0 +1,1 @@
+"""The report classifier: jieba segmentation + keyword rules kept as data. Imports nothing of the app."""
