@@ -89,6 +89,61 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="print one JSON o
         out.print(f"{key}: {value}")
 
 
+@app.command()
+def classify(
+    rules: Annotated[Path | None, typer.Option(help="a rules folder to try instead of the configured one")] = None,
+    eval_file: Annotated[Path | None, typer.Option("--eval", help="score a labelled JSONL file instead")] = None,
+    split: Annotated[str, typer.Option(help="with --eval: all, train or heldout lines")] = "all",
+    errors: Annotated[int, typer.Option(help="with --eval: list this many misclassified lines")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="with --eval: print the figures as JSON")] = False,
+    details: Annotated[bool, typer.Option(help="add place_hint and reason to each output line")] = False,
+) -> None:
+    """Classify messages from stdin (one per line, or JSON objects with "text"); print one JSON object per line."""
+    from classifier.engine import Classifier
+    from classifier.evaluate import evaluate, format_report, read_examples
+    from classifier.rules import RuleValidationError
+
+    settings = _settings()
+    rules_dir = rules or (Path(settings.classifier.rules_dir) if settings.classifier.rules_dir else None)
+    try:
+        model = Classifier.load(
+            cache_dir=Path(settings.classifier.cache_dir), **({"rules_dir": rules_dir} if rules_dir else {})
+        )
+    except RuleValidationError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/red] {problem}", highlight=False)
+        raise typer.Exit(1) from None
+    if eval_file is not None:
+        if split not in ("all", "train", "heldout"):
+            err.print("--split must be all, train or heldout")
+            raise typer.Exit(EXIT_CONFIG)
+        try:
+            examples = read_examples(eval_file)
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        chosen = [e for e in examples if split == "all" or e.split == split]
+        report = evaluate(chosen, lambda text: model.classify(text).subcategory, keep_errors=errors)
+        if as_json:
+            sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
+        else:
+            names = {code: sub.name for code, sub in model.taxonomy.subcategories.items()}
+            sys.stdout.write(format_report(report, names) + "\n")
+        return
+    for raw in sys.stdin:
+        line = raw.rstrip("\n")
+        text = line
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+                text = str(obj.get("text", "")) if isinstance(obj, dict) else line
+            except json.JSONDecodeError:
+                text = line
+        result = model.classify(text)
+        sys.stdout.write(json.dumps(result.to_dict(details=details), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Recompute every case's hash chain; name the first broken link of each damaged case."""

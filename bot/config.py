@@ -84,6 +84,12 @@ class SlaSettings(_Section):
     resolve_hours: UrgencyMinutes = UrgencyMinutes(urgent=24, normal=72)
 
 
+class ClassifierSettings(_Section):
+    rules_dir: str | None = None  # default: the rules shipped in classifier/rules
+    cache_dir: str = "var/cache"  # jieba's dictionary cache
+    review_below: float = Field(default=0.5, ge=0, le=1)
+
+
 class AuthSettings(_Section):
     token_ttl_hours: int = Field(default=720, gt=0)
 
@@ -96,6 +102,7 @@ class Settings(_Section):
     wxa: WxaSettings = WxaSettings()
     wecom: WecomSettings = WecomSettings()
     sla: SlaSettings = SlaSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
     auth: AuthSettings = AuthSettings()
 
     @property
@@ -211,4 +218,11 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     media = settings.media
     if not Path(media.root).is_absolute():
         media = media.model_copy(update={"root": str((base / media.root).resolve())})
-    return settings.model_copy(update={"database": database, "media": media})
+    classifier = settings.classifier
+    updates: dict[str, Any] = {}
+    if not Path(classifier.cache_dir).is_absolute():
+        updates["cache_dir"] = str((base / classifier.cache_dir).resolve())
+    if classifier.rules_dir and not Path(classifier.rules_dir).is_absolute():
+        updates["rules_dir"] = str((base / classifier.rules_dir).resolve())
+    classifier = classifier.model_copy(update=updates)
+    return settings.model_copy(update={"database": database, "media": media, "classifier": classifier})

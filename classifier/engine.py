@@ -1,0 +1,303 @@
+"""Classify one message: jieba tokens + an Aho-Corasick pass over the text, scored by the keyword rules.
+
+Per message: normalise (NFKC, lower case) → find every rule string in one automaton pass → drop keyword
+occurrences inside an exclusion context or after a negation cue in the same clause → add weights per
+subcategory (+ combos within N jieba tokens) → decide report / non-report → urgency, confidence, alternatives.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ahocorasick
+import jieba
+
+from classifier.places import PlaceHint, extract_place_hint
+from classifier.rules import RULES_DIR, RuleSet, load_rules
+from classifier.taxonomy import Taxonomy, default_taxonomy
+
+USERDICT_DIR = Path(__file__).with_name("userdict")
+FALLBACK_SUBCATEGORY = "H08"  # 其他: a concrete request that no rule recognises
+_MEANINGFUL = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+jieba.setLogLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Alternative:
+    subcategory: str
+    score: float
+
+
+@dataclass
+class Classification:
+    text: str
+    is_report: bool
+    category: str | None
+    subcategory: str | None
+    confidence: float
+    urgent: bool
+    keywords: list[str]
+    alternatives: list[Alternative]
+    place_hint: PlaceHint = field(default_factory=PlaceHint)
+    reason: str | None = None  # why a message is not a report: empty, greeting, thanks, howto, ad, unclear
+
+    def to_dict(self, details: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "text": self.text,
+            "is_report": self.is_report,
+            "category": self.category,
+            "subcategory": self.subcategory,
+            "confidence": round(self.confidence, 3),
+            "urgent": self.urgent,
+            "keywords": self.keywords,
+            "alternatives": [{"subcategory": a.subcategory, "score": round(a.score, 3)} for a in self.alternatives],
+        }
+        if details:
+            out["place_hint"] = self.place_hint.to_dict()
+            out["reason"] = self.reason
+        return out
+
+
+def normalise(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower().strip()
+
+
+class Classifier:
+    def __init__(self, rules: RuleSet, taxonomy: Taxonomy, tokenizer: jieba.Tokenizer) -> None:
+        self.rules = rules
+        self.taxonomy = taxonomy
+        self.tokenizer = tokenizer
+        self._keywords: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        self._token_keywords: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for kw in rules.keywords:
+            target = self._token_keywords if kw.token_only else self._keywords
+            target[normalise(kw.text)].append((kw.subcategory, kw.weight))
+        self._excludes = {
+            (scope, normalise(word)): [normalise(c) for c in contexts]
+            for (scope, word), contexts in rules.excludes.items()
+        }
+        self._negations = {normalise(word) for word in rules.negations}
+        self._urgent_global = {normalise(word) for word in rules.urgent.get("*", [])}
+        self._urgent_by_sub = {
+            code: {normalise(w) for w in words} for code, words in rules.urgent.items() if code != "*"
+        }
+        self._report_cues = {normalise(word) for word in rules.report_cues}
+        self._combo_words = {normalise(w) for combo in rules.combos for w in combo.words}
+        strings = (
+            set(self._keywords)
+            | self._negations
+            | self._urgent_global
+            | self._report_cues
+            | self._combo_words
+            | {c for contexts in self._excludes.values() for c in contexts}
+            | {w for words in self._urgent_by_sub.values() for w in words}
+        )
+        self._automaton = ahocorasick.Automaton()
+        for string in strings:
+            if string:
+                self._automaton.add_word(string, string)
+        self._automaton.make_automaton()
+        self._breaks = set(rules.clause_breaks)
+
+    @classmethod
+    def load(
+        cls, rules_dir: Path = RULES_DIR, userdict_dir: Path = USERDICT_DIR, cache_dir: Path | None = None
+    ) -> Classifier:
+        """Validate the rules, then build the tokenizer (jieba's dictionary cache lives in `cache_dir`)."""
+        taxonomy = default_taxonomy()
+        rules = load_rules(rules_dir, taxonomy)
+        tokenizer = jieba.Tokenizer()
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tokenizer.tmp_dir = str(cache_dir)
+        tokenizer.initialize()
+        for path in sorted(userdict_dir.glob("*.txt")):
+            tokenizer.load_userdict(str(path))
+        for kw in rules.keywords:
+            if len(kw.text) > 1 and not kw.token_only:
+                tokenizer.suggest_freq(kw.text, tune=False) if kw.text in tokenizer.FREQ else tokenizer.add_word(
+                    kw.text
+                )
+        return cls(rules, taxonomy, tokenizer)
+
+    def with_rules(self, rules: RuleSet) -> Classifier:
+        """A classifier with new rules and the already-loaded tokenizer (reload without a restart)."""
+        _teach_keywords(self.tokenizer, rules)
+        return Classifier(rules, self.taxonomy, self.tokenizer)
+
+    # ------------------------------------------------------------------ classification
+
+    def classify(self, text: str) -> Classification:
+        norm = normalise(text)
+        place = extract_place_hint(norm)
+        if not _MEANINGFUL.search(norm):
+            return self._not_report(text, place, "empty")
+        found: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for end, string in self._automaton.iter(norm):
+            found[string].append((end - len(string) + 1, end + 1))
+        tokens = self.tokenizer.lcut(norm, HMM=False)
+        starts = _token_starts(tokens)
+        negated = self._negated_spans(norm, found)
+
+        scores: dict[str, float] = defaultdict(float)
+        matched: dict[str, list[str]] = defaultdict(list)
+        for word, subs in self._keywords.items():
+            spans = found.get(word)
+            if spans:
+                self._score_word(word, spans, subs, found, negated, scores, matched)
+        for index, token in enumerate(tokens):
+            token_subs = self._token_keywords.get(token)
+            if token_subs:
+                span = (starts[index], starts[index] + len(token))
+                self._score_word(token, [span], token_subs, found, negated, scores, matched)
+        for combo in self.rules.combos:
+            if _combo_holds(combo.words, combo.within, found, starts, negated):
+                scores[combo.subcategory] += combo.weight
+                matched[combo.subcategory].append("+".join(combo.words))
+
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], self._risk_rank(item[0]), item[0]))
+        ranked = [(code, score) for code, score in ranked if score > 0]
+        top_score = ranked[0][1] if ranked else 0.0
+        if top_score < self.rules.min_score:
+            reason = self._nonreport_reason(norm)
+            if reason is not None:
+                return self._not_report(text, place, reason)
+            cue = any(not _inside_any(span, negated) for word in self._report_cues for span in found.get(word, ()))
+            if not ranked and not cue:
+                return self._not_report(text, place, "unclear")
+            if not ranked:
+                ranked = [(FALLBACK_SUBCATEGORY, 0.0)]
+        return self._report(text, norm, ranked, matched, found, negated, place)
+
+    def _score_word(
+        self,
+        word: str,
+        spans: list[tuple[int, int]],
+        subs: list[tuple[str, float]],
+        found: dict[str, list[tuple[int, int]]],
+        negated: list[tuple[int, int]],
+        scores: dict[str, float],
+        matched: dict[str, list[str]],
+    ) -> None:
+        for code, weight in subs:
+            contexts = self._excludes.get((code, word), []) + self._excludes.get(("*", word), [])
+            count = 0
+            for span in spans:
+                if _inside_any(span, negated):
+                    continue
+                if contexts and any(_inside_any(span, found.get(c, ())) for c in contexts):
+                    continue
+                count += 1
+            if count:
+                # Repetition adds a little: "噪音…噪音…" is the same complaint, said with feeling.
+                scores[code] += weight * (1 + 0.25 * min(count - 1, 2))
+                matched[code].append(word)
+
+    def _negated_spans(self, norm: str, found: dict[str, list[tuple[int, int]]]) -> list[tuple[int, int]]:
+        """From a negation cue to the end of its clause: 不是噪音问题，是楼上漏水 negates only 噪音."""
+        spans = []
+        for cue in self._negations:
+            for _, end in found.get(cue, ()):
+                stop = end
+                while stop < len(norm) and norm[stop] not in self._breaks:
+                    stop += 1
+                spans.append((end, stop))
+        return spans
+
+    def _nonreport_reason(self, norm: str) -> str | None:
+        for kind, patterns in self.rules.nonreport.items():
+            if any(p.search(norm) for p in patterns):
+                return kind
+        if len(_CJK.findall(norm)) < 2:
+            return "unclear"
+        return None
+
+    def _risk_rank(self, code: str) -> int:
+        sub = self.taxonomy.subcategories.get(code)
+        return 0 if sub is not None and sub.default_urgency == "urgent" else 1
+
+    def _report(
+        self,
+        text: str,
+        norm: str,
+        ranked: list[tuple[str, float]],
+        matched: dict[str, list[str]],
+        found: dict[str, list[tuple[int, int]]],
+        negated: list[tuple[int, int]],
+        place: PlaceHint,
+    ) -> Classification:
+        code, top = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        strength = 1 - math.exp(-top / 2.5)
+        share = top / (top + second) if top > 0 else 0.0
+        confidence = strength * (0.4 + 0.6 * share) if top > 0 else 0.1
+        total = sum(score for _, score in ranked) or 1.0
+        sub = self.taxonomy.subcategories[code]
+        cues = self._urgent_global | self._urgent_by_sub.get(code, set())
+        urgent = sub.default_urgency == "urgent" or any(
+            not _inside_any(span, negated) for cue in cues for span in found.get(cue, ())
+        )
+        return Classification(
+            text=text,
+            is_report=True,
+            category=sub.category,
+            subcategory=code,
+            confidence=confidence,
+            urgent=urgent,
+            keywords=list(dict.fromkeys(matched.get(code, []))),
+            alternatives=[Alternative(c, s / total) for c, s in ranked[1:6]],
+            place_hint=place,
+        )
+
+    @staticmethod
+    def _not_report(text: str, place: PlaceHint, reason: str) -> Classification:
+        return Classification(text, False, None, None, 0.0, False, [], [], place, reason)
+
+
+def _teach_keywords(tokenizer: jieba.Tokenizer, rules: RuleSet) -> None:
+    """Multi-character keywords become dictionary words, so jieba keeps them whole for combos and tokens."""
+    for kw in rules.keywords:
+        word = normalise(kw.text)
+        if len(word) > 1 and not tokenizer.FREQ.get(word):
+            tokenizer.add_word(word)
+
+
+def _token_starts(tokens: list[str]) -> list[int]:
+    starts, position = [], 0
+    for token in tokens:
+        starts.append(position)
+        position += len(token)
+    return starts
+
+
+def _inside_any(span: tuple[int, int], outer: Any) -> bool:
+    start, end = span
+    return any(o_start <= start and end <= o_end for o_start, o_end in outer)
+
+
+def _combo_holds(
+    words: tuple[str, ...],
+    within: int,
+    found: dict[str, list[tuple[int, int]]],
+    starts: list[int],
+    negated: list[tuple[int, int]],
+) -> bool:
+    positions: list[list[int]] = []
+    for word in words:
+        spans = [s for s in found.get(normalise(word), ()) if not _inside_any(s, negated)]
+        if not spans:
+            return False
+        positions.append([bisect_right(starts, s[0]) - 1 for s in spans])
+    return any(
+        all(any(abs(p - anchor) <= within for p in others) for others in positions[1:]) for anchor in positions[0]
+    )
