@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import tempfile
 import unicodedata
 from bisect import bisect_right
 from collections import defaultdict
@@ -25,6 +27,7 @@ from classifier.rules import RULES_DIR, RuleSet, load_rules
 from classifier.taxonomy import Taxonomy, default_taxonomy
 
 USERDICT_DIR = Path(__file__).with_name("userdict")
+COMPACT_MIN_FREQ = 10
 FALLBACK_SUBCATEGORY = "H08"  # 其他: a concrete request that no rule recognises
 _MEANINGFUL = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -116,10 +119,10 @@ class Classifier:
         """Validate the rules, then build the tokenizer (jieba's dictionary cache lives in `cache_dir`)."""
         taxonomy = default_taxonomy()
         rules = load_rules(rules_dir, taxonomy)
-        tokenizer = jieba.Tokenizer()
-        if cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tokenizer.tmp_dir = str(cache_dir)
+        cache_dir = cache_dir or Path(tempfile.gettempdir()) / "gridbot-jieba"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer = jieba.Tokenizer(dictionary=str(compact_dictionary(cache_dir)))
+        tokenizer.tmp_dir = str(cache_dir)
         tokenizer.initialize()
         for path in sorted(userdict_dir.glob("*.txt")):
             tokenizer.load_userdict(str(path))
@@ -262,6 +265,27 @@ class Classifier:
     @staticmethod
     def _not_report(text: str, place: PlaceHint, reason: str) -> Classification:
         return Classification(text, False, None, None, 0.0, False, [], [], place, reason)
+
+
+def compact_dictionary(cache_dir: Path) -> Path:
+    """jieba's dictionary without its rarest words (frequency < 10): 105k of 349k entries.
+
+    Loading the full prefix dictionary takes ~0.9 s even from jieba's cache; the compact one ~0.2 s. The words
+    dropped are rare (names, classical terms); governance vocabulary comes from our user dictionary and rules.
+    Written once per machine next to jieba's cache, from the installed jieba, so it follows jieba's version.
+    """
+    source = Path(jieba.__file__).with_name("dict.txt")
+    target = cache_dir / f"jieba-dict-min{COMPACT_MIN_FREQ}-{source.stat().st_size}.txt"
+    if not target.exists():
+        kept = [
+            line
+            for line in source.read_text(encoding="utf-8").splitlines()
+            if len(parts := line.split()) >= 2 and int(parts[1]) >= COMPACT_MIN_FREQ
+        ]
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        os.replace(partial, target)  # atomic: concurrent first starts never read half a file
+    return target
 
 
 def _teach_keywords(tokenizer: jieba.Tokenizer, rules: RuleSet) -> None:

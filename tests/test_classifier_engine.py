@@ -1,0 +1,139 @@
+"""The classifier engine on a small fixture rule set: exclusions, negation, combos, non-reports, reload."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from classifier.engine import Classifier
+from classifier.rules import COMMON_FILE, RULES_DIR, load_rules
+
+FIXTURE = Path(__file__).parent / "data" / "rules_fixture"
+
+
+def fixture_rules(target: Path) -> Path:
+    """The fixture's category files with the shipped _common.yaml (non-report patterns, negations, exclusions)."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(RULES_DIR / COMMON_FILE, target / COMMON_FILE)
+    for path in FIXTURE.glob("*.yaml"):
+        shutil.copyfile(path, target / path.name)
+    return target
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
+    rules = fixture_rules(tmp_path_factory.mktemp("rules"))
+    return Classifier.load(rules_dir=rules, cache_dir=tmp_path_factory.mktemp("jieba"))
+
+
+def sub(model: Classifier, text: str) -> str | None:
+    return model.classify(text).subcategory
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["火车站门口人太多了，太乱", "最近上火了嗓子疼，太难受了", "楼下火锅店太吵了"],
+)
+def test_fire_in_other_words_is_not_fire(model: Classifier, text: str) -> None:
+    assert sub(model, text) != "C01"
+
+
+def test_fire_as_a_word_is_fire(model: Classifier) -> None:
+    result = model.classify("3号楼楼道里着火了，冒烟")
+    assert result.subcategory == "C01" and result.urgent is True
+    assert set(result.keywords) >= {"着火", "冒烟"}
+
+
+def test_well_in_a_road_name_is_not_a_manhole(model: Classifier) -> None:
+    assert sub(model, "井冈山路那边太吵了，噪音") == "E02"
+    assert sub(model, "路边的井盖被偷了") == "D01"
+
+
+def test_missed_property_fee_is_not_a_leak(model: Classifier) -> None:
+    result = model.classify("物业说我漏交物业费，不给我开门禁")
+    assert result.subcategory == "A05"
+    assert "漏" not in result.keywords
+
+
+def test_negated_category_does_not_count(model: Classifier) -> None:
+    result = model.classify("不是噪音问题，是楼上漏水渗到我家")
+    assert result.subcategory == "A01"
+    assert "噪音" not in result.keywords
+    # without the negation, noise wins
+    assert sub(model, "楼上噪音，吵死了，噪音") == "E02"
+
+
+def test_combo_needs_its_words_close_together(model: Classifier) -> None:
+    assert sub(model, "楼下那个盖子没了") == "D01"
+    assert model.classify("盖子我昨天买的，今天去超市转了一大圈回来发现钱包没了").subcategory != "D01"
+
+
+def test_combo_for_gas_smell(model: Classifier) -> None:
+    result = model.classify("楼道里闻到一股怪味，像燃气")
+    assert result.subcategory == "C03" and "闻到+味" in result.keywords
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("。。。", "empty"),
+        ("👍👍", "empty"),
+        ("你好", "greeting"),
+        ("在吗？", "greeting"),
+        ("谢谢网格员", "thanks"),
+        ("好的，收到", "thanks"),
+        ("这个公众号怎么上报问题啊", "howto"),
+        ("兼职刷单日赚300加微信", "ad"),
+        ("测试", "test"),
+        ("asdfghjkl", "unclear"),
+        ("今天天气不错", "unclear"),
+    ],
+)
+def test_non_reports_get_no_case(model: Classifier, text: str, reason: str) -> None:
+    result = model.classify(text)
+    assert result.is_report is False and result.subcategory is None
+    assert result.reason == reason
+
+
+def test_a_vague_complaint_is_a_low_confidence_report_for_review(model: Classifier) -> None:
+    result = model.classify("我们小区那个东西坏了好几天了，没人管")
+    assert result.is_report is True and result.subcategory == "H08"
+    assert result.confidence < 0.5
+
+
+def test_confidence_grows_with_evidence_and_alternatives_are_ranked(model: Classifier) -> None:
+    weak = model.classify("有点漏水")
+    strong = model.classify("井盖没了，井盖被偷了，井盖")
+    assert 0 <= weak.confidence < strong.confidence <= 1
+    mixed = model.classify("楼上漏水，还停水了，噪音也大")
+    assert mixed.alternatives and all(a.score > 0 for a in mixed.alternatives)
+    scores = [a.score for a in mixed.alternatives]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_full_width_text_is_normalised(model: Classifier) -> None:
+    assert sub(model, "井盖没了！！") == sub(model, "井盖没了!!") == "D01"
+
+
+def test_place_hints_come_with_the_result(model: Classifier) -> None:
+    hint = model.classify("华兴小区3号楼2单元门口井盖没了").place_hint
+    assert hint.communities == ["华兴小区"] and hint.building == "3号楼" and hint.unit == "2单元"
+    crossing = model.classify("育才街和胜利北大街交叉口井盖没了").place_hint
+    assert crossing.crossing == ["育才街", "胜利北大街"]
+    village = model.classify("王家庄村3组路边井盖没了").place_hint
+    assert village.villages == ["王家庄村"] and village.group == "3组"
+
+
+def test_reload_swaps_rules_without_reloading_jieba(model: Classifier, tmp_path: Path) -> None:
+    edited = fixture_rules(tmp_path / "rules")
+    (edited / "E.yaml").write_text(
+        "category: E\nsubcategories:\n  E06:\n    keywords:\n      噪音: 4\n", encoding="utf-8"
+    )
+    reloaded = model.with_rules(load_rules(edited))
+    assert reloaded.tokenizer is model.tokenizer
+    assert sub(reloaded, "噪音很大") == "E06"
+    assert sub(model, "噪音很大") == "E02"
