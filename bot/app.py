@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
-from bot.api import auth, cases, grids
+from bot.api import admin, auth, cases, grids
+from bot.classification import ClassifierHolder
 from bot.config import Settings
 from bot.database import engine_from_settings, prepare_database
 from handlers.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition, NotFound
@@ -47,6 +48,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if prepare:
             prepare_database(settings, engine)
+        app.state.classifier.get()  # load jieba and the rules now, not on the first resident's message
         yield
         engine.dispose()
 
@@ -59,10 +61,12 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.clock = clock
+    app.state.classifier = ClassifierHolder(settings)
 
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(grids.router)
+    app.include_router(admin.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

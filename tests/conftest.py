@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.app import create_app
-from bot.config import DatabaseSettings, MediaSettings, Settings
+from bot.config import AppSettings, ClassifierSettings, DatabaseSettings, MediaSettings, Settings
 from models.db import make_engine, new_session, upgrade_schema
 
 # CLI subprocesses in tests must never pick up a developer's own overrides.
@@ -63,12 +63,19 @@ def db_url(tmp_path: Path, migrated_template: Path) -> str:
     return f"sqlite:///{target}"
 
 
+@pytest.fixture(scope="session")
+def jieba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("jieba-cache")
+
+
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
+def settings(db_url: str, tmp_path: Path, jieba_cache: Path) -> Settings:
     return Settings(
+        app=AppSettings(demo=False),
         database=DatabaseSettings(url=db_url),
         media=MediaSettings(root=str(tmp_path / "media")),
-    ).model_copy(update={"app": Settings().app.model_copy(update={"demo": False})})
+        classifier=ClassifierSettings(cache_dir=str(jieba_cache)),
+    )
 
 
 @pytest.fixture
