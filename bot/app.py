@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
+from bot import wechat
 from bot.api import admin, auth, cases, grids
 from bot.classification import ClassifierHolder
 from bot.config import Settings
 from bot.database import engine_from_settings, prepare_database
+from bot.grid_cache import GridIndexCache
 from handlers.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition, NotFound
 from models import utcnow
 from models.db import database_answers
@@ -62,7 +64,9 @@ def create_app(
     app.state.engine = engine
     app.state.clock = clock
     app.state.classifier = ClassifierHolder(settings)
+    app.state.grid_cache = GridIndexCache()
 
+    app.include_router(wechat.router)
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(grids.router)

@@ -62,6 +62,7 @@ class WechatSettings(_Section):
     encrypt_mode: Literal["plain", "compatible", "safe"] = "plain"
     api_base_url: str = "https://api.weixin.qq.com/"
     timestamp_window_seconds: int = Field(default=300, gt=0)
+    max_body_bytes: int = Field(default=65536, gt=0)
 
 
 class WxaSettings(_Section):

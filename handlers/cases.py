@@ -11,12 +11,14 @@ from sqlalchemy import func, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from handlers import texts
 from handlers.access import SYSTEM, Actor, ensure_can_see, roles_on_case
 from handlers.audit import append_event
 from handlers.errors import Forbidden, InvalidInput, NotFound
 from handlers.lifecycle import Status, find_transition, record_transition
+from handlers.notify import tell_person
 from handlers.sla import SlaPolicy
-from models import Case, CaseCounter, CaseEvent, Grid, Report
+from models import Case, CaseCounter, CaseEvent, Grid, Person, Report
 
 URGENCIES = ("normal", "urgent")
 
@@ -270,6 +272,20 @@ def _finish_merge(session: Session, case: Case, actor: Actor, role: str, now: da
     )
 
 
+def _finish_resolve(session: Session, case: Case, actor: Actor, role: str, now: datetime, params: ActionInput) -> None:
+    """The reporter hears of the result and is asked to rate it (反馈 → 评价)."""
+    reporter = session.get(Person, case.reporter_id) if case.reporter_id is not None else None
+    if reporter is not None:
+        tell_person(
+            session,
+            reporter,
+            texts.resolved_notice(case.case_no, params.note.strip()),
+            now,
+            dedupe_key=f"case:{case.id}:resolved:{case.last_event_seq}",
+            case=case,
+        )
+
+
 _PREPARE = {
     "dispatch": _prepare_dispatch,
     "transfer": _prepare_transfer,
@@ -279,7 +295,7 @@ _PREPARE = {
     "reopen": _prepare_reopen,
     "merge": _prepare_merge,
 }
-_FINISH = {"merge": _finish_merge}
+_FINISH = {"merge": _finish_merge, "resolve": _finish_resolve}
 
 
 def add_note(session: Session, case_no: str, actor: Actor, now: datetime, note: str, attachments: list[Any]) -> Case:

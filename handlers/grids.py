@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import shapely
@@ -16,7 +17,7 @@ from sqlmodel import Session, select
 
 from handlers.errors import InvalidInput
 from handlers.geo import CRS_VALUES, convert
-from models import Grid
+from models import Grid, utcnow
 from models.grids import GRID_KINDS, GRID_LEVELS
 
 LEVEL_DEPTH = {level: depth for depth, level in enumerate(GRID_LEVELS)}
@@ -194,6 +195,7 @@ def import_grids(
     crs: str = "wgs84",
     store_crs: str = "wgs84",
     progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
 ) -> tuple[int, int]:
     """Validate the whole file, then create or update grids by code. Returns (created, updated). No commit."""
     specs = parse_feature_collection(document, crs, store_crs)
@@ -217,6 +219,7 @@ def import_grids(
         grid.crs = store_crs
         grid.channel = spec.channel
         grid.gazetteer = spec.gazetteer
+        grid.updated_at = now or utcnow()  # GridIndex caches compare this to know when to rebuild
         grid.parent_id = grids[spec.parent].id if spec.parent else None
         session.add(grid)
         session.flush()

@@ -6,7 +6,7 @@ Importing this package registers every table on `SQLModel.metadata`.
 from models.activities import Activity, Signup
 from models.cases import Case, CaseCounter, CaseEvent
 from models.grids import Grid
-from models.messages import InboundMessage
+from models.messages import InboundMessage, ReportDraft, ServiceToken
 from models.outbox import OutboxMessage
 from models.people import ApiToken, Person, PersonGrid
 from models.points import PointsEntry
@@ -27,6 +27,8 @@ __all__ = [
     "PersonGrid",
     "PointsEntry",
     "Report",
+    "ReportDraft",
+    "ServiceToken",
     "Signup",
     "utcnow",
 ]

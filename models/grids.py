@@ -30,3 +30,4 @@ class Grid(SQLModel, table=True):
     # Community, road, building and landmark names used to place reports that have no coordinates.
     gazetteer: list[str] = Field(default_factory=list, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

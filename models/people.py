@@ -25,6 +25,9 @@ class Person(SQLModel, table=True):
     roles: list[str] = Field(default_factory=list, sa_type=JSONType)
     home_grid_id: int | None = Field(default=None, foreign_key="grids.id")
     active: bool = Field(default=True)
+    subscribed: bool = Field(default=False, description="follows the official account now")
+    # Customer-service messages may only be sent within 48 hours of the person's last message to us.
+    last_interaction_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -52,4 +52,6 @@ class Media(SQLModel, table=True):
     height: int | None = Field(default=None)
     status: str = Field(default="pending", max_length=16, description="pending | stored | missing")
     attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    last_error: str | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

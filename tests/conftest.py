@@ -68,13 +68,35 @@ def jieba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("jieba-cache")
 
 
+FIXTURE_RULES = Path(__file__).parent / "data" / "rules_fixture"
+
+
+def fixture_rules(target: Path) -> Path:
+    """The fixture's small category files with the shipped _common.yaml (non-report patterns, negations).
+
+    Service tests run on these, so they do not change meaning whenever the shipped keyword rules are tuned.
+    """
+    from classifier.rules import COMMON_FILE, RULES_DIR
+
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(RULES_DIR / COMMON_FILE, target / COMMON_FILE)
+    for path in FIXTURE_RULES.glob("*.yaml"):
+        shutil.copyfile(path, target / path.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def test_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fixture_rules(tmp_path_factory.mktemp("rules"))
+
+
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path, jieba_cache: Path) -> Settings:
+def settings(db_url: str, tmp_path: Path, jieba_cache: Path, test_rules: Path) -> Settings:
     return Settings(
         app=AppSettings(demo=False),
         database=DatabaseSettings(url=db_url),
         media=MediaSettings(root=str(tmp_path / "media")),
-        classifier=ClassifierSettings(cache_dir=str(jieba_cache)),
+        classifier=ClassifierSettings(cache_dir=str(jieba_cache), rules_dir=str(test_rules)),
     )
 
 

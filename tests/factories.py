@@ -22,10 +22,22 @@ def square(lng: float, lat: float, size: float) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
+GAZETTEER = {"A": ["阳光小区", "育才街"], "B": ["幸福小区", "胜利北大街"]}
+
+
 def feature(code: str, parent: str | None, level: str, geometry: dict[str, Any], kind: str = "base") -> dict[str, Any]:
+    channel = {"type": "wecom_robot", "key": f"robot-{code}"} if level == "grid" else None
     return {
         "type": "Feature",
-        "properties": {"code": code, "name": f"网格{code}", "parent": parent, "level": level, "kind": kind},
+        "properties": {
+            "code": code,
+            "name": f"网格{code}",
+            "parent": parent,
+            "level": level,
+            "kind": kind,
+            "channel": channel,
+            "gazetteer": GAZETTEER.get(code, []),
+        },
         "geometry": geometry,
     }
 

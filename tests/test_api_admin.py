@@ -10,9 +10,8 @@ from sqlalchemy import Engine
 from bot.app import create_app
 from bot.config import ClassifierSettings, Settings
 from models.db import session_scope
-from tests.conftest import FakeClock, LiveServer
+from tests.conftest import FakeClock, LiveServer, fixture_rules
 from tests.factories import auth, make_person, token_for
-from tests.test_classifier_engine import fixture_rules
 
 
 def test_admin_reloads_rules_and_a_broken_edit_changes_nothing(

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from classifier.engine import Classifier
-from classifier.rules import COMMON_FILE, RULES_DIR, load_rules
-
-FIXTURE = Path(__file__).parent / "data" / "rules_fixture"
-
-
-def fixture_rules(target: Path) -> Path:
-    """The fixture's category files with the shipped _common.yaml (non-report patterns, negations, exclusions)."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(RULES_DIR / COMMON_FILE, target / COMMON_FILE)
-    for path in FIXTURE.glob("*.yaml"):
-        shutil.copyfile(path, target / path.name)
-    return target
+from classifier.rules import load_rules
+from tests.conftest import fixture_rules
 
 
 @pytest.fixture(scope="module")

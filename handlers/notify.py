@@ -1,0 +1,83 @@
+"""Notifications only write outbox rows, in the caller's transaction; bot/outbox.py delivers them later."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from models import Case, Grid, OutboxMessage, Person
+
+
+def enqueue(
+    session: Session,
+    *,
+    channel: str,
+    target: str,
+    payload: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    case_id: int | None = None,
+) -> None:
+    """Owe one message. The same dedupe key twice is one message: a retried handler cannot post twice."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(OutboxMessage)
+        .values(
+            channel=channel,
+            target=target,
+            payload=payload,
+            dedupe_key=dedupe_key,
+            case_id=case_id,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+
+
+def tell_person(
+    session: Session, person: Person, text: str, now: datetime, dedupe_key: str, case: Case | None = None
+) -> bool:
+    """A message to one resident or staff member on the official account; False when they cannot be reached."""
+    if not person.openid:
+        return False
+    payload: dict[str, Any] = {"text": text}
+    if case is not None:
+        payload.update(case_no=case.case_no, status=case.status)
+    enqueue(
+        session,
+        channel="wechat_user",
+        target=person.openid,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        now=now,
+        case_id=case.id if case else None,
+    )
+    return True
+
+
+def tell_grid(
+    session: Session, grid: Grid, markdown: str, now: datetime, dedupe_key: str, case: Case | None = None
+) -> bool:
+    """A post to the grid's work group through its channel; False when the grid has none configured."""
+    channel = grid.channel or {}
+    kind = channel.get("type")
+    target = channel.get("key") or channel.get("chatid")
+    if not kind or not target:
+        return False
+    enqueue(
+        session,
+        channel=str(kind),
+        target=str(target),
+        payload={"markdown": markdown},
+        dedupe_key=dedupe_key,
+        now=now,
+        case_id=case.id if case else None,
+    )
+    return True

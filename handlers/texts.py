@@ -1,0 +1,190 @@
+"""Every word residents and grid staff read, in one place: a wording change touches only this file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+STATUS_NAMES = {
+    "reported": "已登记",
+    "accepted": "已受理",
+    "dispatched": "已交办网格",
+    "taken": "网格员已接单",
+    "in_progress": "处置中",
+    "resolved": "已办结",
+    "rated": "已评价",
+    "closed": "已办结销号",
+    "invalid": "已作废",
+    "merged": "已合并",
+    "transferred": "已转办",
+    "escalated": "已上报上级",
+    "reopened": "重新办理中",
+}
+
+ACTION_NAMES = {
+    "report": "登记",
+    "accept": "受理",
+    "dispatch": "交办",
+    "take": "接单",
+    "start": "开始处置",
+    "resolve": "办结",
+    "rate": "评价",
+    "reopen": "重新办理",
+    "close": "销号",
+    "transfer": "转办",
+    "escalate": "上报上级",
+    "invalidate": "作废",
+    "merge": "合并",
+    "note": "补充说明",
+    "cosign": "附议",
+}
+
+USAGE = (
+    "1. 直接发文字描述问题，如“华兴小区3号楼门口井盖丢了”；\n"
+    "2. 可补充照片、语音，并发送位置（点“＋”→“位置”）；\n"
+    "3. 回复“提交”登记，回复“取消”作废草稿；\n"
+    "4. 回复“查询”查看我的上报和办理进度。"
+)
+
+WELCOME = (
+    "您好，欢迎关注网格通！身边的安全隐患、环境卫生、设施损坏、矛盾纠纷等问题，都可以在这里反映给网格员。\n"
+    + USAGE
+    + "\n隐私提示：您提供的信息仅用于事件处置，手机号等个人信息不会公开。"
+)
+HELP = "使用说明：\n" + USAGE
+GREETING = (
+    "您好！请直接描述您遇到的问题（在哪里、发生了什么），并发送位置，我们会交给所在网格的网格员处理。"
+    "回复“帮助”查看使用说明。"
+)
+THANKS = "不客气，感谢您对网格工作的支持！"
+AD = "本平台只受理居民反映的问题和求助。"
+UNCLEAR = "没太明白您的意思。请描述具体问题（在哪里、发生了什么），可以附上照片和位置；回复“帮助”查看使用说明。"
+UNSUPPORTED = "暂不支持这种消息，请发送文字、图片、语音或位置。"
+SYSTEM_BUSY = "系统繁忙，您的消息已收到并记录，稍后为您处理。"
+
+NOTHING_TO_SUBMIT = "您还没有描述问题，请先发送文字或语音说明情况。"
+NOTHING_TO_CANCEL = "当前没有待提交的内容。"
+CANCELLED = "已作废本次草稿，需要时可以重新描述。"
+URGENT_NOTE = "已按紧急事件处理；如有人身危险，请立即拨打110、119或120。"
+REVIEW_NOTE = "工作人员会先核实情况再交办。"
+NO_CASES = "您还没有上报过问题。"
+RATING_THANKS = "感谢您的评价！"
+RATING_REOPENED = "很抱歉没能让您满意，已重新交办处理。"
+RATING_CLOSED = "该事件已经销号。如果问题仍然存在，请重新描述反映。"
+RATING_PENDING = "该事件正在重新办理，办结后再请您评价。"
+
+
+def fmt_time(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%m-%d %H:%M")
+
+
+def draft_status(texts: int, images: int, voices: int, has_place: bool) -> str:
+    have = []
+    if texts:
+        have.append("文字描述")
+    if voices:
+        have.append(f"{voices}条语音")
+    if images:
+        have.append(f"{images}张图片")
+    if has_place:
+        have.append("位置")
+    missing = []
+    if not texts and not voices:
+        missing.append("问题描述（文字或语音）")
+    if not has_place:
+        missing.append("位置（点“＋”→“位置”发送，或用文字说明具体地点）")
+    lines = ["已收到：" + "、".join(have) + "。"] if have else []
+    if missing:
+        lines.append("还缺：" + "；".join(missing) + "。")
+    lines.append("信息齐全后回复“提交”登记，回复“取消”作废。")
+    return "\n".join(lines)
+
+
+def images_received(images: int, has_place: bool) -> str:
+    if has_place:
+        return f"已收到{images}张图片，请回复“提交”。"
+    return f"已收到{images}张图片，请发送位置或回复“提交”。"
+
+
+def submitted(case_no: str, category: str | None, urgent: bool, needs_review: bool) -> str:
+    text = f"您反映的问题已登记，编号 {case_no}，类别：{category or '待分类'}。"
+    if urgent:
+        text += URGENT_NOTE
+    text += REVIEW_NOTE if needs_review else "我们会尽快交由网格员处理。"
+    return text + f"回复“查询 {case_no}”查看进度。"
+
+
+def case_line(case_no: str, category: str | None, status: str, when: datetime, zone: ZoneInfo) -> str:
+    return f"{case_no} {category or '待分类'} — {STATUS_NAMES.get(status, status)}（{fmt_time(when, zone)}）"
+
+
+def my_cases(lines: list[str]) -> str:
+    numbered = [f"{i}. {line}" for i, line in enumerate(lines, start=1)]
+    return "您最近的上报：\n" + "\n".join(numbered) + "\n回复“查询 编号”查看详细进度。"
+
+
+def case_timeline(
+    case_no: str, category: str | None, steps: list[tuple[datetime, str, str]], status: str, zone: ZoneInfo
+) -> str:
+    lines = [f"编号 {case_no}（{category or '待分类'}）"]
+    for moment, action, note in steps:
+        line = f"{fmt_time(moment, zone)} {ACTION_NAMES.get(action, action)}"
+        lines.append(line + (f"：{note}" if note else ""))
+    lines.append(f"当前状态：{STATUS_NAMES.get(status, status)}")
+    return "\n".join(lines)
+
+
+def case_not_found(case_no: str) -> str:
+    return f"没有找到编号为 {case_no} 的上报，请核对编号。"
+
+
+def resolved_notice(case_no: str, note: str) -> str:
+    return (
+        f"您反映的问题（编号 {case_no}）已办结：{note}\n"
+        "请为本次处理打分：回复1-5（5为非常满意），或回复“满意”“基本满意”“不满意”。"
+    )
+
+
+def already_rated(case_no: str) -> str:
+    return f"您已经对编号 {case_no} 的处理作过评价，感谢您的反馈！"
+
+
+def staff_done(action: str, case_no: str) -> str:
+    return f"已{ACTION_NAMES.get(action, action)}：{case_no}"
+
+
+def staff_refused(reason: str) -> str:
+    return f"操作未成功：{reason}"
+
+
+STAFF_NOT_ALLOWED = "您不是该事件所在网格的工作人员，不能办理。"
+STAFF_USAGE = "格式：接单 编号，或 办结 编号 处理说明（可先发现场照片）。"
+
+
+def staff_wrong_state(status: str, action: str) -> str:
+    return f"该事件当前状态为“{STATUS_NAMES.get(status, status)}”，不能{ACTION_NAMES.get(action, action)}。"
+
+
+def group_card(
+    case_no: str,
+    category: str | None,
+    urgent: bool,
+    place: str,
+    excerpt: str,
+    deadline: str,
+    link: str,
+    photo: str | None,
+) -> str:
+    """Markdown for a WeCom group robot: what a grid worker needs to decide in one glance."""
+    head = f"**{'【紧急】' if urgent else '【新事件】'}{case_no}**"
+    lines = [
+        head,
+        f"> 类别：{category or '待分类'}",
+        f"> 地点：{place or '未提供'}",
+        f"> 内容：{excerpt}",
+        f"> 时限：{deadline} 前接单",
+    ]
+    if photo:
+        lines.append(f"> [现场照片]({photo})")
+    lines.append(f"[点击办理]({link})")
+    return "\n".join(lines)
