@@ -52,6 +52,8 @@ class DatabaseSettings(_Section):
 class MediaSettings(_Section):
     root: str = "var/media"
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_voice_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    max_attempts: int = Field(default=6, gt=0)
 
 
 class WechatSettings(_Section):
@@ -63,6 +65,7 @@ class WechatSettings(_Section):
     api_base_url: str = "https://api.weixin.qq.com/"
     timestamp_window_seconds: int = Field(default=300, gt=0)
     max_body_bytes: int = Field(default=65536, gt=0)
+    template_case_update: str = ""  # template id for case updates outside the 48-hour customer-service window
 
 
 class WxaSettings(_Section):
@@ -91,6 +94,19 @@ class ClassifierSettings(_Section):
     review_below: float = Field(default=0.5, ge=0, le=1)
 
 
+class OutboxSettings(_Section):
+    max_attempts: int = Field(default=8, gt=0)
+    backoff_base_seconds: float = Field(default=5, gt=0)
+    backoff_max_seconds: float = Field(default=1800, gt=0)
+    robot_per_minute: int = Field(default=20, gt=0)  # WeCom's limit per group robot
+    batch: int = Field(default=20, gt=0)
+
+
+class IntakeSettings(_Section):
+    draft_idle_minutes: int = Field(default=10, gt=0)  # a draft with text and place is submitted after this
+    draft_expire_hours: int = Field(default=24, gt=0)  # an incomplete draft is dropped after this
+
+
 class AuthSettings(_Section):
     token_ttl_hours: int = Field(default=720, gt=0)
 
@@ -104,6 +120,8 @@ class Settings(_Section):
     wecom: WecomSettings = WecomSettings()
     sla: SlaSettings = SlaSettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    intake: IntakeSettings = IntakeSettings()
     auth: AuthSettings = AuthSettings()
 
     @property

@@ -1,0 +1,126 @@
+"""A fake of the WeChat official-account API and WeCom robots, served on 127.0.0.1 for the tests.
+
+It keeps every call it receives, hands out stable tokens, serves temporary media (a real JPEG, or any bytes a
+test registers), and can be told to fail: `fail(path, errcode=-1, times=2)`, `fail(path, http=500)`,
+`expire_token()` (the current token answers 40001 until a new one is fetched).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+
+
+def jpeg_bytes(width: int = 64, height: int = 48, color: str = "orange") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@dataclass
+class Call:
+    path: str
+    params: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeWeChat:
+    calls: list[Call] = field(default_factory=list)
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    valid_tokens: set[str] = field(default_factory=set)
+    failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _serial: Any = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, path: str, *, errcode: int | None = None, http: int | None = None, times: int = 1) -> None:
+        with self._lock:
+            self.failures.setdefault(path, []).extend([{"errcode": errcode, "http": http}] * times)
+
+    def expire_token(self) -> None:
+        with self._lock:
+            self.valid_tokens.clear()
+
+    def calls_to(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
+
+    def _next_failure(self, path: str) -> dict[str, Any] | None:
+        with self._lock:
+            queue = self.failures.get(path)
+            return queue.pop(0) if queue else None
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        async def record(request: Request) -> Call:
+            raw = await request.body()
+            try:
+                import json
+
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw
+            call = Call(request.url.path, dict(request.query_params), body)
+            with self._lock:
+                self.calls.append(call)
+            return call
+
+        def scripted(path: str) -> Response | None:
+            failure = self._next_failure(path)
+            if failure is None:
+                return None
+            if failure["http"]:
+                return Response("upstream trouble", status_code=failure["http"])
+            return JSONResponse({"errcode": failure["errcode"], "errmsg": "injected"})
+
+        def token_problem(call: Call) -> Response | None:
+            if call.params.get("access_token") not in self.valid_tokens:
+                return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+            return None
+
+        @app.post("/cgi-bin/stable_token")
+        async def stable_token(request: Request) -> Response:
+            call = await record(request)
+            if (failed := scripted(call.path)) is not None:
+                return failed
+            token = f"TOKEN-{next(self._serial)}"
+            with self._lock:
+                self.valid_tokens = {token}
+            return JSONResponse({"access_token": token, "expires_in": 7200})
+
+        @app.get("/cgi-bin/media/get")
+        async def media_get(request: Request) -> Response:
+            call = await record(request)
+            if (failed := scripted(call.path) or token_problem(call)) is not None:
+                return failed
+            media_id = call.params.get("media_id", "")
+            if media_id not in self.media:
+                return JSONResponse({"errcode": 40007, "errmsg": "invalid media_id"})
+            content, content_type = self.media[media_id]
+            return Response(content, media_type=content_type)
+
+        for path in ("/cgi-bin/message/custom/send", "/cgi-bin/message/template/send", "/cgi-bin/menu/create"):
+
+            async def api(request: Request, path: str = path) -> Response:
+                call = await record(request)
+                if (failed := scripted(path) or token_problem(call)) is not None:
+                    return failed
+                return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": next(self._serial)})
+
+            app.post(path)(api)
+
+        @app.post("/cgi-bin/webhook/send")
+        async def robot(request: Request) -> Response:
+            call = await record(request)
+            if (failed := scripted(call.path)) is not None:
+                return failed
+            return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+        return app
