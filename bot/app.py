@@ -19,6 +19,7 @@ from bot.classification import ClassifierHolder
 from bot.config import Settings
 from bot.database import engine_from_settings, prepare_database
 from bot.grid_cache import GridIndexCache
+from bot.scheduler import Timers
 from handlers.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition, NotFound
 from models import utcnow
 from models.db import database_answers
@@ -43,7 +44,9 @@ def create_app(
     engine: Engine | None = None,
     clock: Callable[[], datetime] = utcnow,
     prepare: bool = True,
+    timers: bool | None = None,
 ) -> FastAPI:
+    """`timers`: run the outbox/media/draft timers in this process (default: config app.timers)."""
     engine = engine or engine_from_settings(settings)
 
     @asynccontextmanager
@@ -51,7 +54,13 @@ def create_app(
         if prepare:
             prepare_database(settings, engine)
         app.state.classifier.get()  # load jieba and the rules now, not on the first resident's message
+        running = None
+        if timers if timers is not None else settings.app.timers == "in_process":
+            running = Timers(settings, engine, clock, app.state.classifier, app.state.grid_cache)
+            running.start()
         yield
+        if running is not None:
+            running.shutdown()
         engine.dispose()
 
     app = FastAPI(

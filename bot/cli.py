@@ -29,10 +29,12 @@ grids_app = typer.Typer(help="Import and query grid polygons.", no_args_is_help=
 audit_app = typer.Typer(help="Check the tamper-evident case history.", no_args_is_help=True)
 users_app = typer.Typer(help="Staff accounts and API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+menu_app = typer.Typer(help="The official account's menu.", no_args_is_help=True)
 app.add_typer(grids_app, name="grids")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
+app.add_typer(menu_app, name="menu")
 
 out = Console()
 err = Console(stderr=True)
@@ -74,6 +76,31 @@ def serve(
     uvicorn.run(
         create_app(settings, engine=engine, prepare=False), host=host, port=port, log_level=settings.app.log_level
     )
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the timers (outbox, media downloads, drafts) as their own process; set app.timers: off for the web."""
+    from bot.scheduler import Timers
+
+    settings = _settings()
+    logging.basicConfig(level=settings.app.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = _engine(settings)
+    Timers(settings, engine, utcnow).start(blocking=True)
+
+
+@menu_app.command("push")
+def menu_push() -> None:
+    """Create the official account's menu from config (wechat.menu) through the WeChat API."""
+    from bot.gateway import Gateway, GatewayError
+
+    settings = _settings()
+    try:
+        Gateway(settings, _engine(settings)).create_menu({"button": settings.wechat.menu})
+    except GatewayError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"menu created with {len(settings.wechat.menu)} buttons")
 
 
 @app.command()

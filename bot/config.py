@@ -35,6 +35,7 @@ class AppSettings(_Section):
     timezone: str = "Asia/Shanghai"
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    timers: Literal["in_process", "off"] = "in_process"  # off: run `gridbot scheduler` as its own process
 
     @field_validator("timezone")
     @classmethod
@@ -66,6 +67,13 @@ class WechatSettings(_Section):
     timestamp_window_seconds: int = Field(default=300, gt=0)
     max_body_bytes: int = Field(default=65536, gt=0)
     template_case_update: str = ""  # template id for case updates outside the 48-hour customer-service window
+    menu: list[dict[str, Any]] = Field(
+        default_factory=lambda: [
+            {"type": "click", "name": "我要上报", "key": "REPORT"},
+            {"type": "click", "name": "我的上报", "key": "MY_REPORTS"},
+            {"type": "click", "name": "使用帮助", "key": "HELP"},
+        ]
+    )
 
 
 class WxaSettings(_Section):

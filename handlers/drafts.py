@@ -14,7 +14,7 @@ from handlers import texts
 from handlers.access import SYSTEM
 from handlers.cases import ActionInput, act_on_case, open_case
 from handlers.grids import GridIndex
-from handlers.notify import tell_grid
+from handlers.notify import tell_grid, tell_person
 from handlers.routing import place_report
 from handlers.sla import SlaPolicy
 from models import Case, Grid, Media, Person, Report, ReportDraft
@@ -189,6 +189,28 @@ def notify_dispatched(
         None,
     )
     tell_grid(session, grid, card, now, dedupe_key=f"case:{case.id}:dispatch:{case.last_event_seq}", case=case)
+
+
+def sweep_drafts(
+    session: Session, ctx: IntakeContext, now: datetime, idle: timedelta, expire: timedelta
+) -> tuple[int, int]:
+    """Submit complete drafts left idle (telling the resident the case number); drop stale incomplete ones."""
+    submitted = 0
+    for draft in idle_drafts(session, now, idle):
+        person = session.get(Person, draft.person_id)
+        if person is None:
+            continue
+        result = submit_draft(session, draft, person, ctx, now)
+        tell_person(session, person, result.reply, now, dedupe_key=f"draft:{draft.id}:auto-submitted", case=result.case)
+        submitted += 1
+    expired = 0
+    for draft in session.exec(
+        select(ReportDraft).where(ReportDraft.status == "open", col(ReportDraft.updated_at) < now - expire)
+    ).all():
+        draft.status, draft.updated_at = "expired", now
+        session.add(draft)
+        expired += 1
+    return submitted, expired
 
 
 def idle_drafts(session: Session, now: datetime, idle: timedelta) -> list[ReportDraft]:

@@ -7,7 +7,7 @@ from models.activities import Activity, Signup
 from models.cases import Case, CaseCounter, CaseEvent
 from models.grids import Grid
 from models.messages import InboundMessage, ReportDraft, ServiceToken
-from models.outbox import OutboxMessage
+from models.outbox import OutboxMessage, SchedulerLease
 from models.people import ApiToken, Person, PersonGrid
 from models.points import PointsEntry
 from models.reports import Media, Report
@@ -28,6 +28,7 @@ __all__ = [
     "PointsEntry",
     "Report",
     "ReportDraft",
+    "SchedulerLease",
     "ServiceToken",
     "Signup",
     "utcnow",

@@ -93,7 +93,7 @@ def test_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path, jieba_cache: Path, test_rules: Path) -> Settings:
     return Settings(
-        app=AppSettings(demo=False),
+        app=AppSettings(demo=False, timers="off"),
         database=DatabaseSettings(url=db_url),
         media=MediaSettings(root=str(tmp_path / "media")),
         classifier=ClassifierSettings(cache_dir=str(jieba_cache), rules_dir=str(test_rules)),

@@ -1,0 +1,133 @@
+"""The timers (APScheduler): outbox delivery, media downloads, idle drafts. Run by one process at a time.
+
+Every process that starts timers (each `gridbot serve` worker, or `gridbot scheduler`) competes for one
+lease row in the database; only the holder runs the jobs, renewing the lease as it goes. If the holder dies,
+its lease expires and another process takes over within `LEASE_TTL`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bot.classification import ClassifierHolder
+from bot.config import Settings
+from bot.gateway import Gateway
+from bot.grid_cache import GridIndexCache
+from bot.media import MediaFetcher
+from bot.outbox import OutboxSender
+from bot.sla import sla_policy
+from bot.storage import LocalMediaStore
+from handlers.drafts import IntakeContext, sweep_drafts
+from models import SchedulerLease
+from models.db import session_scope
+
+log = logging.getLogger("gridbot.scheduler")
+
+LEASE_NAME = "timers"
+LEASE_TTL = timedelta(seconds=30)
+
+
+def acquire_lease(engine: Engine, holder: str, now: datetime, ttl: timedelta = LEASE_TTL) -> bool:
+    """Take or renew the timers lease; False while another live process holds it."""
+    try:
+        with session_scope(engine) as session:
+            row = session.get(SchedulerLease, LEASE_NAME, with_for_update=True)
+            if row is None:
+                session.add(SchedulerLease(name=LEASE_NAME, holder=holder, expires_at=now + ttl))
+                return True
+            if row.holder != holder and row.expires_at > now:
+                return False
+            row.holder, row.expires_at = holder, now + ttl
+            session.add(row)
+            return True
+    except IntegrityError:  # another process inserted the first lease at the same moment
+        return False
+
+
+class Timers:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        clock: Callable[[], datetime],
+        classifier: ClassifierHolder | None = None,
+        grid_cache: GridIndexCache | None = None,
+        gateway: Gateway | None = None,
+    ) -> None:
+        self.settings, self.engine, self.clock = settings, engine, clock
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.classifier = classifier or ClassifierHolder(settings)
+        self.grid_cache = grid_cache or GridIndexCache()
+        gateway = gateway or Gateway(settings, engine)
+        self.outbox = OutboxSender(engine, gateway, settings, clock)
+        self.media = MediaFetcher(engine, gateway, LocalMediaStore(settings.media.root), settings, clock)
+        self.scheduler: BaseScheduler | None = None
+
+    def is_leader(self) -> bool:
+        return acquire_lease(self.engine, self.holder, self.clock())
+
+    def _guarded(self, name: str, job: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                if self.is_leader():
+                    job()
+            except Exception:  # a failing job is logged and tried again at its next tick
+                log.exception("timer job %s failed", name)
+
+        return run
+
+    def deliver_outbox(self) -> None:
+        while self.outbox.run_once():
+            pass
+
+    def fetch_media(self) -> None:
+        while self.media.run_once():
+            pass
+
+    def sweep_drafts(self) -> None:
+        with session_scope(self.engine) as session:
+            ctx = IntakeContext(
+                classifier=self.classifier.get(),
+                zone=self.settings.zone,
+                sla=sla_policy(self.settings),
+                grid_index=lambda: self.grid_cache.get(session),
+                review_below=self.settings.classifier.review_below,
+                public_base_url=self.settings.app.public_base_url,
+            )
+            submitted, expired = sweep_drafts(
+                session,
+                ctx,
+                self.clock(),
+                idle=timedelta(minutes=self.settings.intake.draft_idle_minutes),
+                expire=timedelta(hours=self.settings.intake.draft_expire_hours),
+            )
+        if submitted or expired:
+            log.info("drafts: %d submitted after idling, %d expired", submitted, expired)
+
+    def start(self, blocking: bool = False) -> None:
+        scheduler: BaseScheduler = (
+            BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
+        )
+        jobs = {"outbox": (self.deliver_outbox, 2), "media": (self.fetch_media, 3), "drafts": (self.sweep_drafts, 30)}
+        for name, (job, seconds) in jobs.items():
+            scheduler.add_job(
+                self._guarded(name, job), "interval", seconds=seconds, id=name, max_instances=1, coalesce=True
+            )
+        self.scheduler = scheduler
+        log.info("timers starting as %s", self.holder)
+        scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
