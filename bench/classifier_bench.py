@@ -57,8 +57,11 @@ def main() -> None:
 
     subprocess.run([sys.executable, "-c", COLD], cwd=ROOT, check=True, capture_output=True)  # builds caches
     colds = [
-        float(subprocess.run([sys.executable, "-c", COLD], cwd=ROOT, check=True, capture_output=True, text=True)
-              .stdout.strip())
+        float(
+            subprocess.run(
+                [sys.executable, "-c", COLD], cwd=ROOT, check=True, capture_output=True, text=True
+            ).stdout.strip()
+        )
         for _ in range(args.cold_runs)
     ]
     print(f"messages:        {len(texts)} distinct, 20–80 characters, mean {statistics.mean(map(len, texts)):.0f}")

@@ -23,7 +23,7 @@ import ahocorasick
 import jieba
 
 from classifier.places import PlaceHint, extract_place_hint
-from classifier.rules import RULES_DIR, RuleSet, load_rules
+from classifier.rules import RULES_DIR, Combo, RuleSet, load_rules
 from classifier.taxonomy import Taxonomy, default_taxonomy
 
 USERDICT_DIR = Path(__file__).with_name("userdict")
@@ -90,12 +90,18 @@ class Classifier:
             for (scope, word), contexts in rules.excludes.items()
         }
         self._negations = {normalise(word) for word in rules.negations}
+        self._negation_exceptions = {normalise(word) for word in rules.negation_exceptions}
         self._urgent_global = {normalise(word) for word in rules.urgent.get("*", [])}
         self._urgent_by_sub = {
             code: {normalise(w) for w in words} for code, words in rules.urgent.items() if code != "*"
         }
         self._report_cues = {normalise(word) for word in rules.report_cues}
         self._combo_words = {normalise(w) for combo in rules.combos for w in combo.words}
+        # Combos grouped by their rarest-looking (longest) word: only combos whose key word occurs are checked.
+        self._combos_by_word: dict[str, list[Combo]] = defaultdict(list)
+        for combo in rules.combos:
+            key = max((normalise(w) for w in combo.words), key=len)
+            self._combos_by_word[key].append(combo)
         strings = (
             set(self._keywords)
             | self._negations
@@ -154,16 +160,17 @@ class Classifier:
 
         scores: dict[str, float] = defaultdict(float)
         matched: dict[str, list[str]] = defaultdict(list)
-        for word, subs in self._keywords.items():
-            spans = found.get(word)
-            if spans:
+        for word, spans in found.items():
+            subs = self._keywords.get(word)
+            if subs:
                 self._score_word(word, spans, subs, found, negated, scores, matched)
         for index, token in enumerate(tokens):
             token_subs = self._token_keywords.get(token)
             if token_subs:
                 span = (starts[index], starts[index] + len(token))
                 self._score_word(token, [span], token_subs, found, negated, scores, matched)
-        for combo in self.rules.combos:
+        candidates = [combo for word in found if word in self._combos_by_word for combo in self._combos_by_word[word]]
+        for combo in candidates:
             if _combo_holds(combo.words, combo.within, found, starts, negated):
                 scores[combo.subcategory] += combo.weight
                 matched[combo.subcategory].append("+".join(combo.words))
@@ -209,8 +216,11 @@ class Classifier:
     def _negated_spans(self, norm: str, found: dict[str, list[tuple[int, int]]]) -> list[tuple[int, int]]:
         """From a negation cue to the end of its clause: 不是噪音问题，是楼上漏水 negates only 噪音."""
         spans = []
+        exceptions = [span for word in self._negation_exceptions for span in found.get(word, ())]
         for cue in self._negations:
-            for _, end in found.get(cue, ()):
+            for start, end in found.get(cue, ()):
+                if _inside_any((start, end), exceptions):
+                    continue
                 stop = end
                 while stop < len(norm) and norm[stop] not in self._breaks:
                     stop += 1

@@ -126,3 +126,8 @@ def test_reload_swaps_rules_without_reloading_jieba(model: Classifier, tmp_path:
     assert reloaded.tokenizer is model.tokenizer
     assert sub(reloaded, "噪音很大") == "E06"
     assert sub(model, "噪音很大") == "E02"
+
+
+def test_a_question_with_shi_bu_shi_negates_nothing(model: Classifier) -> None:
+    assert model.classify("楼道里是不是着火了，冒烟").subcategory == "C01"
+    assert model.classify("不是着火，是楼上太吵").subcategory == "E02"
