@@ -183,7 +183,7 @@ class Classifier:
             if reason is not None:
                 return self._not_report(text, place, reason)
             cue = any(not _inside_any(span, negated) for word in self._report_cues for span in found.get(word, ()))
-            if not ranked and not cue:
+            if not cue and (not ranked or top_score < self.rules.cue_needed_below):
                 return self._not_report(text, place, "unclear")
             if not ranked:
                 ranked = [(FALLBACK_SUBCATEGORY, 0.0)]

@@ -69,6 +69,7 @@ class RuleSet:
     nonreport: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
     shared: dict[str, set[str]] = field(default_factory=dict)
     min_score: float = 2.0
+    cue_needed_below: float = 1.5  # weaker evidence than this, with no report cue: not a report
     files: list[str] = field(default_factory=list)
 
 
@@ -178,6 +179,8 @@ def _read_common(reader: _Reader, rules: RuleSet, taxonomy: Taxonomy) -> None:
             rules.clause_breaks = str(value.value) if isinstance(value, ScalarNode) else rules.clause_breaks
         elif name == "min_score":
             rules.min_score = reader.number(value, "min_score", 0, MAX_WEIGHT) or rules.min_score
+        elif name == "cue_needed_below":
+            rules.cue_needed_below = reader.number(value, "cue_needed_below", 0, MAX_WEIGHT) or 0.0
         elif name == "nonreport":
             for kind, patterns in reader.items(value, "nonreport"):
                 compiled = []
