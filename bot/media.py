@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from bot.claims import claim_due
 from bot.config import Settings
 from bot.gateway import Gateway, GatewayError
 from bot.storage import MediaStore
@@ -72,25 +73,17 @@ class MediaFetcher:
         return len(claimed)
 
     def _claim(self, now: datetime, batch: int) -> list[int]:
-        with session_scope(self.engine) as session:
-            query = (
-                select(Media)
-                .where(
-                    Media.status == "pending",
-                    col(Media.wechat_media_id).is_not(None),
-                    col(Media.next_attempt_at) <= now,
-                )
-                .order_by(col(Media.id))
-                .limit(batch)
+        query = (
+            select(Media)
+            .where(
+                Media.status == "pending",
+                col(Media.wechat_media_id).is_not(None),
+                col(Media.next_attempt_at) <= now,
             )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = session.exec(query).all()
-            for row in rows:
-                row.next_attempt_at = now + LEASE
-                row.attempts += 1
-                session.add(row)
-            return [row.id for row in rows if row.id is not None]
+            .order_by(col(Media.id))
+            .limit(batch)
+        )
+        return claim_due(self.engine, query, now, LEASE)
 
     def _fetch(self, media_id: int) -> None:
         with session_scope(self.engine) as session:  # a short read: no transaction is held during the download

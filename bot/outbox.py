@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from bot.claims import claim_due
 from bot.config import Settings
 from bot.gateway import Gateway, GatewayError
 from handlers.texts import STATUS_NAMES
@@ -50,21 +51,13 @@ class OutboxSender:
         return len(claimed)
 
     def _claim(self, now: datetime) -> list[int]:
-        with session_scope(self.engine) as session:
-            query = (
-                select(OutboxMessage)
-                .where(OutboxMessage.status == "pending", col(OutboxMessage.next_attempt_at) <= now)
-                .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
-                .limit(self.settings.outbox.batch)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = session.exec(query).all()
-            for row in rows:
-                row.next_attempt_at = now + LEASE
-                row.attempts += 1
-                session.add(row)
-            return [row.id for row in rows if row.id is not None]
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "pending", col(OutboxMessage.next_attempt_at) <= now)
+            .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+            .limit(self.settings.outbox.batch)
+        )
+        return claim_due(self.engine, query, now, LEASE)
 
     def _deliver(self, message_id: int) -> None:
         """Read and decide in one short transaction, call the API with no transaction open, record the outcome.

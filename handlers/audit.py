@@ -19,33 +19,20 @@ from handlers.access import Actor
 from models import Case, CaseEvent
 
 
-def event_digest(
-    *,
-    case_no: str,
-    seq: int,
-    action: str,
-    from_status: str | None,
-    to_status: str,
-    actor_id: int | None,
-    actor_role: str,
-    note: str,
-    attachments: list[Any],
-    data: dict[str, Any],
-    created_at: datetime,
-    prev_hash: str,
-) -> str:
+def event_digest(case_no: str, event: CaseEvent, prev_hash: str) -> str:
+    """sha256 over the previous hash and the canonical JSON of everything the event says."""
     content = {
         "case_no": case_no,
-        "seq": seq,
-        "action": action,
-        "from": from_status,
-        "to": to_status,
-        "actor_id": actor_id,
-        "actor_role": actor_role,
-        "note": note,
-        "attachments": attachments,
-        "data": data,
-        "at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "seq": event.seq,
+        "action": event.action,
+        "from": event.from_status,
+        "to": event.to_status,
+        "actor_id": event.actor_id,
+        "actor_role": event.actor_role,
+        "note": event.note,
+        "attachments": event.attachments,
+        "data": event.data,
+        "at": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
     }
     canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
@@ -69,41 +56,25 @@ def append_event(
     if case.id is None:
         session.flush()
     assert case.id is not None
-    seq = case.last_event_seq + 1
-    attachments = attachments or []
-    data = data or {}
-    digest = event_digest(
-        case_no=case.case_no,
-        seq=seq,
-        action=action,
-        from_status=from_status,
-        to_status=to_status,
-        actor_id=actor.person_id,
-        actor_role=actor_role,
-        note=note,
-        attachments=attachments,
-        data=data,
-        created_at=now,
-        prev_hash=case.last_event_hash,
-    )
     event = CaseEvent(
         case_id=case.id,
-        seq=seq,
+        seq=case.last_event_seq + 1,
         action=action,
         from_status=from_status,
         to_status=to_status,
         actor_id=actor.person_id,
         actor_role=actor_role,
         note=note,
-        attachments=attachments,
-        data=data,
+        attachments=attachments or [],
+        data=data or {},
         created_at=now,
         prev_hash=case.last_event_hash,
-        hash=digest,
+        hash="",
     )
+    event.hash = event_digest(case.case_no, event, case.last_event_hash)
     session.add(event)
-    case.last_event_seq = seq
-    case.last_event_hash = digest
+    case.last_event_seq = event.seq
+    case.last_event_hash = event.hash
     session.add(case)
     return event
 
@@ -123,20 +94,7 @@ def verify_case(case: Case, events: list[CaseEvent]) -> ChainBreak | None:
             return ChainBreak(case.case_no, expected_seq, event.id, f"event {expected_seq} is missing")
         if event.prev_hash != prev_hash:
             return ChainBreak(case.case_no, event.seq, event.id, "link to the previous event does not match")
-        digest = event_digest(
-            case_no=case.case_no,
-            seq=event.seq,
-            action=event.action,
-            from_status=event.from_status,
-            to_status=event.to_status,
-            actor_id=event.actor_id,
-            actor_role=event.actor_role,
-            note=event.note,
-            attachments=event.attachments,
-            data=event.data,
-            created_at=event.created_at,
-            prev_hash=prev_hash,
-        )
+        digest = event_digest(case.case_no, event, prev_hash)
         if digest != event.hash:
             return ChainBreak(case.case_no, event.seq, event.id, "content does not match its hash")
         prev_hash = event.hash
