@@ -19,6 +19,7 @@ from bot.classification import ClassifierHolder
 from bot.config import Settings
 from bot.database import engine_from_settings, prepare_database
 from bot.grid_cache import GridIndexCache
+from bot.ingest import IngestWriter
 from bot.scheduler import Timers
 from handlers.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition, NotFound
 from models import utcnow
@@ -61,6 +62,7 @@ def create_app(
         yield
         if running is not None:
             running.shutdown()
+        app.state.ingest.close()
         engine.dispose()
 
     app = FastAPI(
@@ -74,6 +76,7 @@ def create_app(
     app.state.clock = clock
     app.state.classifier = ClassifierHolder(settings)
     app.state.grid_cache = GridIndexCache()
+    app.state.ingest = IngestWriter(app.state, settings.wechat.defer_after_ms)
 
     app.include_router(wechat.router)
     app.include_router(auth.router)

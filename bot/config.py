@@ -66,6 +66,7 @@ class WechatSettings(_Section):
     api_base_url: str = "https://api.weixin.qq.com/"
     timestamp_window_seconds: int = Field(default=300, gt=0)
     max_body_bytes: int = Field(default=65536, gt=0)
+    defer_after_ms: int = Field(default=2000, gt=0)  # queued longer: store only, answer "success", handle later
     template_case_update: str = ""  # template id for case updates outside the 48-hour customer-service window
     menu: list[dict[str, Any]] = Field(
         default_factory=lambda: [

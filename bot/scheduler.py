@@ -24,10 +24,12 @@ from bot.classification import ClassifierHolder
 from bot.config import Settings
 from bot.gateway import Gateway
 from bot.grid_cache import GridIndexCache
+from bot.ingest import handle_deferred
 from bot.media import MediaFetcher
 from bot.outbox import OutboxSender
 from bot.sla import sla_policy
 from bot.storage import LocalMediaStore
+from bot.wechat import parse_stored
 from handlers.drafts import IntakeContext, sweep_drafts
 from models import SchedulerLease
 from models.db import session_scope
@@ -95,6 +97,10 @@ class Timers:
         while self.media.run_once():
             pass
 
+    def handle_deferred(self) -> None:
+        while handle_deferred(self, parse_stored):
+            pass
+
     def sweep_drafts(self) -> None:
         with session_scope(self.engine) as session:
             ctx = IntakeContext(
@@ -119,7 +125,12 @@ class Timers:
         scheduler: BaseScheduler = (
             BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
         )
-        jobs = {"outbox": (self.deliver_outbox, 2), "media": (self.fetch_media, 3), "drafts": (self.sweep_drafts, 30)}
+        jobs = {
+            "deferred": (self.handle_deferred, 2),
+            "outbox": (self.deliver_outbox, 2),
+            "media": (self.fetch_media, 3),
+            "drafts": (self.sweep_drafts, 30),
+        }
         for name, (job, seconds) in jobs.items():
             scheduler.add_job(
                 self._guarded(name, job), "interval", seconds=seconds, id=name, max_instances=1, coalesce=True

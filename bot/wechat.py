@@ -8,18 +8,16 @@ outbox and media workers.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
@@ -27,12 +25,8 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.sla import sla_policy
-from handlers import texts
-from handlers.drafts import IntakeContext
-from handlers.intake import Inbound, handle_inbound
-from models import InboundMessage
-from models.db import new_session
+from bot.ingest import Job, process_batch
+from handlers.intake import Inbound
 
 log = logging.getLogger("gridbot.wechat")
 router = APIRouter(tags=["wechat"])
@@ -206,68 +200,18 @@ async def receive(request: Request) -> Response:
     except Refused as exc:
         log.warning("refused POST /wechat/mp: %s", exc.reason)
         return _plain(exc.reason if exc.status != 403 else "forbidden", exc.status)
-    text = store_and_handle(request.app.state, envelope.xml, message)
+    job = Job(raw=envelope.xml, message=message, inbound=to_inbound(message), key=dedupe_key(message))
+    text = await asyncio.wrap_future(request.app.state.ingest.submit(job))
     return _reply(message, text, envelope, settings, params)
 
 
 def store_and_handle(state: Any, raw: str, message: Any) -> str | None:
-    """Persist the message and its effect in one transaction; a duplicate returns the first reply unchanged."""
-    clock: Callable[[], datetime] = state.clock
-    now = clock()
-    inbound = to_inbound(message)
-    key = dedupe_key(message)
-    session = new_session(state.engine)
-    try:
-        row = InboundMessage(
-            channel="mp",
-            dedupe_key=key,
-            openid=inbound.openid,
-            msg_type=message.type,
-            event=inbound.event,
-            msg_id=str(message.id) if getattr(message, "id", None) else None,
-            wx_create_time=int(inbound.created_at.timestamp()),
-            raw=raw,
-            received_at=now,
-        )
-        session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-            first = session.exec(select(InboundMessage).where(InboundMessage.dedupe_key == key)).one()
-            log.info("retry of %s answered with the stored reply", key)
-            return first.reply
-        reply = _handle_safely(session, state, row, inbound, now)
-        row.reply = reply
-        session.add(row)
-        session.commit()
-        return reply
-    finally:
-        session.close()
+    """Store and handle one message in the calling thread (the writer does the same for whole batches)."""
+    job = Job(raw=raw, message=message, inbound=to_inbound(message), key=dedupe_key(message))
+    process_batch(state, [job], defer_after=float("inf"))
+    return job.future.result()
 
 
-def _handle_safely(session: Session, state: Any, row: InboundMessage, inbound: Inbound, now: datetime) -> str | None:
-    """Run the handler in a savepoint: if it fails, the message is still stored (marked failed) and answered."""
-    savepoint = session.begin_nested()
-    try:
-        reply = handle_inbound(session, inbound, intake_context(state, session), now)
-        savepoint.commit()
-        row.status, row.processed_at = "processed", now
-        return reply
-    except Exception as exc:
-        savepoint.rollback()
-        log.exception("handler failed for inbound message %s", row.dedupe_key)
-        row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
-        return texts.SYSTEM_BUSY
-
-
-def intake_context(state: Any, session: Session) -> IntakeContext:
-    settings: Settings = state.settings
-    return IntakeContext(
-        classifier=state.classifier.get(),
-        zone=settings.zone,
-        sla=sla_policy(settings),
-        grid_index=lambda: state.grid_cache.get(session),
-        review_below=settings.classifier.review_below,
-        public_base_url=settings.app.public_base_url,
-    )
+def parse_stored(raw: str) -> Inbound:
+    """A stored raw message back into the domain's Inbound (for deferred handling)."""
+    return to_inbound(parse_message(raw))

@@ -351,3 +351,38 @@ def test_replies_use_the_clock_window(http: httpx.Client, clock: FakeClock) -> N
     clock.advance(hours=1)  # the app's clock moves; signatures are still checked against real time
     assert reply_text(resident(http).say("你好")) is not None
     _ = timedelta
+
+
+def test_under_a_backlog_messages_are_stored_acknowledged_and_handled_later(
+    settings: Settings, engine: Engine, clock: FakeClock
+) -> None:
+    """Past the defer budget the answer is "success" at once; the timers handle it and reply via the outbox."""
+    from bot.scheduler import Timers
+
+    with session_scope(engine) as session:
+        make_district(session)
+    rushed = wechat_settings(settings, "plain")
+    rushed = rushed.model_copy(update={"wechat": rushed.wechat.model_copy(update={"defer_after_ms": 1})})
+    app = create_app(rushed, engine=engine, clock=clock)
+    with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=10) as client:
+        person = resident(client, openid="oBUSY")
+        import time
+
+        original = app.state.ingest.submit  # make every message look as if it had waited a second
+
+        def slow_submit(job):  # type: ignore[no-untyped-def]
+            job.enqueued = time.monotonic() - 1.0
+            return original(job)
+
+        app.state.ingest.submit = slow_submit
+        assert reply_text(person.say("路边的井盖被偷了", msg_id=4242)) is None
+        assert reply_text(person.say("路边的井盖被偷了", msg_id=4242)) is None
+        (row,) = rows(engine, InboundMessage)
+        assert row.status == "deferred" and rows(engine, ReportDraft) == []
+
+        Timers(rushed, engine, clock, app.state.classifier, app.state.grid_cache).handle_deferred()
+    (row,) = rows(engine, InboundMessage)
+    assert row.status == "processed" and row.reply and "还缺：位置" in row.reply
+    (told,) = rows(engine, OutboxMessage)
+    assert (told.channel, told.target, told.payload["text"]) == ("wechat_user", "oBUSY", row.reply)
+    assert rows(engine, ReportDraft)[0].texts == ["路边的井盖被偷了"]

@@ -1,0 +1,213 @@
+"""The callback's writer: one thread stores inbound messages and runs the conversation, in batches.
+
+Requests hand their parsed message to the writer and wait for its reply. The writer takes every message
+waiting in the queue (up to `MAX_BATCH`), handles each inside its own savepoint, and commits the whole batch
+once; only then are the replies released. So nothing is answered before it is stored, and under load many
+messages share one commit instead of each paying for its own.
+
+A message that has already waited longer than `wechat.defer_after_ms` is only stored (status `deferred`) and
+answered "success": WeChat's 5-second limit holds whatever the backlog. The timers handle deferred messages
+later and send their replies as customer-service messages through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.config import Settings
+from bot.sla import sla_policy
+from handlers import texts
+from handlers.drafts import IntakeContext
+from handlers.intake import Inbound, handle_inbound, person_for_openid
+from handlers.notify import tell_person
+from models import InboundMessage
+from models.db import new_session, session_scope
+
+log = logging.getLogger("gridbot.ingest")
+
+MAX_BATCH = 64
+
+
+@dataclass
+class Job:
+    raw: str
+    message: Any
+    inbound: Inbound
+    key: str
+    enqueued: float = field(default_factory=time.monotonic)
+    future: Future[str | None] = field(default_factory=Future)
+
+
+def intake_context(state: Any, session: Session) -> IntakeContext:
+    settings: Settings = state.settings
+    return IntakeContext(
+        classifier=state.classifier.get(),
+        zone=settings.zone,
+        sla=sla_policy(settings),
+        grid_index=lambda: state.grid_cache.get(session),
+        review_below=settings.classifier.review_below,
+        public_base_url=settings.app.public_base_url,
+    )
+
+
+def _store(state: Any, session: Session, job: Job, now: datetime, defer: bool) -> str | None:
+    """One message inside the batch's transaction: insert, then handle (or defer). A duplicate changes nothing."""
+    savepoint = session.begin_nested()
+    row = InboundMessage(
+        channel="mp",
+        dedupe_key=job.key,
+        openid=job.inbound.openid,
+        msg_type=job.message.type,
+        event=job.inbound.event,
+        msg_id=str(job.message.id) if getattr(job.message, "id", None) else None,
+        wx_create_time=int(job.inbound.created_at.timestamp()),
+        raw=job.raw,
+        received_at=now,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        savepoint.rollback()
+        first = session.exec(select(InboundMessage).where(InboundMessage.dedupe_key == job.key)).one()
+        log.info("retry of %s answered with the stored reply", job.key)
+        return first.reply
+    if defer:
+        row.status = "deferred"
+        savepoint.commit()
+        return None
+    reply = handle_safely(state, session, row, job.inbound, now)
+    row.reply = reply
+    session.add(row)
+    savepoint.commit()
+    return reply
+
+
+def handle_safely(state: Any, session: Session, row: InboundMessage, inbound: Inbound, now: datetime) -> str | None:
+    """Run the handler in a savepoint: if it fails, the message stays stored (marked failed) and is answered."""
+    savepoint = session.begin_nested()
+    try:
+        reply = handle_inbound(session, inbound, intake_context(state, session), now)
+        savepoint.commit()
+        row.status, row.processed_at = "processed", now
+        return reply
+    except Exception as exc:
+        savepoint.rollback()
+        log.exception("handler failed for inbound message %s", row.dedupe_key)
+        row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
+        return texts.SYSTEM_BUSY
+
+
+def process_batch(state: Any, jobs: list[Job], defer_after: float) -> None:
+    """Handle and commit a batch; if the commit fails, retry each message alone so one cannot sink the rest."""
+    clock: Callable[[], datetime] = state.clock
+    started = time.monotonic()
+    session = new_session(state.engine)
+    try:
+        replies = [_store(state, session, job, clock(), started - job.enqueued > defer_after) for job in jobs]
+        session.commit()
+    except Exception:
+        session.rollback()
+        session.close()
+        if len(jobs) == 1:
+            jobs[0].future.set_exception(_current_exception())
+            return
+        log.exception("batch of %d failed; retrying one by one", len(jobs))
+        for job in jobs:
+            process_batch(state, [job], defer_after)
+        return
+    finally:
+        session.close()
+    for job, reply in zip(jobs, replies, strict=True):
+        job.future.set_result(reply)
+
+
+def _current_exception() -> BaseException:
+    import sys
+
+    exc = sys.exc_info()[1]
+    return exc if exc is not None else RuntimeError("batch failed")
+
+
+class IngestWriter:
+    def __init__(self, state: Any, defer_after_ms: int) -> None:
+        self.state = state
+        self.defer_after = defer_after_ms / 1000
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: Job) -> Future[str | None]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="gridbot-ingest", daemon=True)
+                self._thread.start()
+        self._queue.put(job)
+        return job.future
+
+    def close(self) -> None:
+        with self._lock:
+            thread = self._thread
+            self._thread = None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                process_batch(self.state, batch, self.defer_after)
+            except Exception as exc:  # never let the writer die with requests waiting on it
+                log.exception("ingest batch crashed")
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+            if stop:
+                return
+
+
+def handle_deferred(state: Any, parse: Callable[[str], Inbound], batch: int = 50) -> int:
+    """Handle messages stored without handling under load; their replies go out as customer-service messages."""
+    clock: Callable[[], datetime] = state.clock
+    with session_scope(state.engine) as session:
+        rows = session.exec(
+            select(InboundMessage)
+            .where(InboundMessage.status == "deferred")
+            .order_by(col(InboundMessage.id))
+            .limit(batch)
+        ).all()
+        for row in rows:
+            now = clock()
+            inbound = parse(row.raw)
+            reply = handle_safely(state, session, row, inbound, now)
+            if reply:
+                person = person_for_openid(session, inbound.openid, now)
+                tell_person(session, person, reply, now, dedupe_key=f"inbound:{row.id}:reply")
+            row.reply = reply
+            session.add(row)
+        return len(rows)
