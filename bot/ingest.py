@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
@@ -62,51 +62,54 @@ def intake_context(state: Any, session: Session) -> IntakeContext:
 
 
 def _store(state: Any, session: Session, job: Job, now: datetime, defer: bool) -> str | None:
-    """One message inside the batch's transaction: insert, then handle (or defer). A duplicate changes nothing."""
-    savepoint = session.begin_nested()
-    row = InboundMessage(
-        channel="mp",
-        dedupe_key=job.key,
-        openid=job.inbound.openid,
-        msg_type=job.message.type,
-        event=job.inbound.event,
-        msg_id=str(job.message.id) if getattr(job.message, "id", None) else None,
-        wx_create_time=int(job.inbound.created_at.timestamp()),
-        raw=job.raw,
-        received_at=now,
-    )
-    session.add(row)
-    try:
-        session.flush()
-    except IntegrityError:
-        savepoint.rollback()
-        first = session.exec(select(InboundMessage).where(InboundMessage.dedupe_key == job.key)).one()
+    """One message inside the batch's transaction. A message already stored (a WeChat retry) gets the reply it
+    got the first time and changes nothing; otherwise it is handled (or deferred) and stored with its reply.
+
+    The row is inserted after the handler ran, in the same transaction, so it carries its reply and status in
+    one statement; nothing is answered before the batch commits. Two processes racing on one message collide
+    on the unique dedupe key at commit, and the loser's batch is retried message by message.
+    """
+    stored = session.exec(
+        select(InboundMessage.id, InboundMessage.reply).where(InboundMessage.dedupe_key == job.key)
+    ).first()
+    if stored is not None:
         log.info("retry of %s answered with the stored reply", job.key)
-        return first.reply
-    if defer:
-        row.status = "deferred"
-        savepoint.commit()
-        return None
-    reply = handle_safely(state, session, row, job.inbound, now)
-    row.reply = reply
-    session.add(row)
-    savepoint.commit()
+        return stored[1]
+    status, reply, error = "deferred", None, None
+    if not defer:
+        status, reply, error = handle_safely(state, session, job.inbound, now)
+    session.execute(
+        insert(InboundMessage).values(
+            channel="mp",
+            dedupe_key=job.key,
+            openid=job.inbound.openid,
+            msg_type=job.message.type,
+            event=job.inbound.event,
+            msg_id=str(job.message.id) if getattr(job.message, "id", None) else None,
+            wx_create_time=int(job.inbound.created_at.timestamp()),
+            raw=job.raw,
+            received_at=now,
+            status=status,
+            processed_at=now if status == "processed" else None,
+            error=error,
+            reply=reply,
+        )
+    )
     return reply
 
 
-def handle_safely(state: Any, session: Session, row: InboundMessage, inbound: Inbound, now: datetime) -> str | None:
-    """Run the handler in a savepoint: if it fails, the message stays stored (marked failed) and is answered."""
+def handle_safely(state: Any, session: Session, inbound: Inbound, now: datetime) -> tuple[str, str | None, str | None]:
+    """Run the handler in a savepoint → (status, reply, error). If it fails, its effects are rolled back, the
+    message is still stored (status failed, with the error) and the resident is told it was received."""
     savepoint = session.begin_nested()
     try:
         reply = handle_inbound(session, inbound, intake_context(state, session), now)
         savepoint.commit()
-        row.status, row.processed_at = "processed", now
-        return reply
+        return "processed", reply, None
     except Exception as exc:
         savepoint.rollback()
-        log.exception("handler failed for inbound message %s", row.dedupe_key)
-        row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
-        return texts.SYSTEM_BUSY
+        log.exception("handler failed for an inbound message from %s", inbound.openid)
+        return "failed", texts.SYSTEM_BUSY, f"{type(exc).__name__}: {exc}"[:500]
 
 
 def process_batch(state: Any, jobs: list[Job], defer_after: float) -> None:
@@ -204,10 +207,10 @@ def handle_deferred(state: Any, parse: Callable[[str], Inbound], batch: int = 50
         for row in rows:
             now = clock()
             inbound = parse(row.raw)
-            reply = handle_safely(state, session, row, inbound, now)
-            if reply:
+            row.status, row.reply, row.error = handle_safely(state, session, inbound, now)
+            row.processed_at = now
+            if row.reply:
                 person = person_for_openid(session, inbound.openid, now)
-                tell_person(session, person, reply, now, dedupe_key=f"inbound:{row.id}:reply")
-            row.reply = reply
+                tell_person(session, person, row.reply, now, dedupe_key=f"inbound:{row.id}:reply")
             session.add(row)
         return len(rows)

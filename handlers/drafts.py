@@ -31,12 +31,22 @@ class IntakeContext:
 
 
 def open_draft(session: Session, person: Person, now: datetime, channel: str = "mp") -> ReportDraft:
-    draft = current_draft(session, person)
-    if draft is None:
-        assert person.id is not None
-        draft = ReportDraft(person_id=person.id, channel=channel, created_at=now, updated_at=now)
-        session.add(draft)
-        session.flush()
+    """The person's open draft, or a new one (inserted with the rest of the transaction, not on its own)."""
+    return current_draft(session, person) or new_draft(session, person, now, channel)
+
+
+def new_draft(session: Session, person: Person, now: datetime, channel: str = "mp") -> ReportDraft:
+    assert person.id is not None
+    draft = ReportDraft(
+        person_id=person.id,
+        channel=channel,
+        texts=[],
+        voice_transcripts=[],
+        media_ids=[],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(draft)
     return draft
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -25,6 +25,7 @@ from handlers.drafts import (
     draft_counts,
     has_description,
     has_place,
+    new_draft,
     open_draft,
     set_place,
     status_text,
@@ -51,6 +52,7 @@ RATINGS = {
     "非常不满意": 1,
 }
 UNSATISFIED_BELOW = 3
+INTERACTION_PRECISION = timedelta(minutes=1)
 # Menu CLICK keys (config: wechat menu) map to the same commands a resident can type.
 MENU_COMMANDS = {"MY_REPORTS": "查询", "HELP": "帮助", "SUBMIT": "提交", "CANCEL": "取消", "REPORT": "上报"}
 
@@ -73,7 +75,7 @@ class Inbound:
 def person_for_openid(session: Session, openid: str, now: datetime) -> Person:
     person = session.exec(select(Person).where(Person.openid == openid)).first()
     if person is None:
-        person = Person(openid=openid, roles=["resident"], created_at=now)
+        person = Person(openid=openid, roles=["resident"], created_at=now, last_interaction_at=now)
         session.add(person)
         session.flush()
     return person
@@ -82,9 +84,11 @@ def person_for_openid(session: Session, openid: str, now: datetime) -> Person:
 def handle_inbound(session: Session, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
     """Apply one message; return the reply text (None: answer "success" and say nothing)."""
     person = person_for_openid(session, message.openid, now)
-    if message.kind != "event":
-        person.last_interaction_at = now
-    session.add(person)
+    if message.kind != "event" and (
+        person.last_interaction_at is None or now - person.last_interaction_at > INTERACTION_PRECISION
+    ):
+        person.last_interaction_at = now  # minute precision is plenty for a 48-hour window, and saves a write
+        session.add(person)
     handler = HANDLERS.get(message.kind, _on_unsupported)
     return handler(session, person, message, ctx, now)
 
@@ -100,7 +104,7 @@ def _on_text(session: Session, person: Person, message: Inbound, ctx: IntakeCont
         return {"greeting": texts.GREETING, "thanks": texts.THANKS, "howto": texts.HELP, "ad": texts.AD}.get(
             result.reason or "", texts.UNCLEAR
         )
-    draft = draft or open_draft(session, person, now)
+    draft = draft or new_draft(session, person, now)
     add_text(draft, text, now)
     session.add(draft)
     # A clear report that already names its place needs no second message.

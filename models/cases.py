@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.types import JSONType, UTCDateTime, utcnow
+from models.types import JSONType, UTCDateTime, empty_dict, empty_list, utcnow
 
 
 class Case(SQLModel, table=True):
@@ -64,8 +64,8 @@ class CaseEvent(SQLModel, table=True):
     actor_id: int | None = Field(default=None, foreign_key="people.id")
     actor_role: str = Field(max_length=16)
     note: str = Field(default="")
-    attachments: list[Any] = Field(default_factory=list, sa_type=JSONType)
-    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    attachments: list[Any] = Field(default_factory=empty_list, sa_type=JSONType)
+    data: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSONType)
     created_at: datetime = Field(sa_type=UTCDateTime)
     prev_hash: str = Field(default="", max_length=64)
     hash: str = Field(max_length=64)

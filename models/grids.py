@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from models.types import JSONType, UTCDateTime, utcnow
+from models.types import JSONType, UTCDateTime, empty_list, utcnow
 
 GRID_LEVELS = ("district", "street", "community", "grid", "subgrid")
 GRID_KINDS = ("base", "dedicated")
@@ -28,6 +28,6 @@ class Grid(SQLModel, table=True):
     # How the grid's work group is reached, e.g. {"type": "wecom_robot", "key": "..."}.
     channel: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     # Community, road, building and landmark names used to place reports that have no coordinates.
-    gazetteer: list[str] = Field(default_factory=list, sa_type=JSONType)
+    gazetteer: list[str] = Field(default_factory=empty_list, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

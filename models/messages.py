@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from models.types import JSONType, UTCDateTime, utcnow
+from models.types import JSONType, UTCDateTime, empty_list, utcnow
 
 
 class InboundMessage(SQLModel, table=True):
@@ -39,9 +39,9 @@ class ReportDraft(SQLModel, table=True):
     person_id: int = Field(foreign_key="people.id", index=True)
     channel: str = Field(default="mp", max_length=16)
     status: str = Field(default="open", index=True, max_length=16, description="open | submitted | cancelled | expired")
-    texts: list[str] = Field(default_factory=list, sa_type=JSONType)
-    voice_transcripts: list[str] = Field(default_factory=list, sa_type=JSONType)
-    media_ids: list[int] = Field(default_factory=list, sa_type=JSONType)
+    texts: list[str] = Field(default_factory=empty_list, sa_type=JSONType)
+    voice_transcripts: list[str] = Field(default_factory=empty_list, sa_type=JSONType)
+    media_ids: list[int] = Field(default_factory=empty_list, sa_type=JSONType)
     lng: float | None = Field(default=None)
     lat: float | None = Field(default=None)
     address: str | None = Field(default=None, max_length=500)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from models.types import JSONType, UTCDateTime, utcnow
+from models.types import JSONType, UTCDateTime, empty_dict, utcnow
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -16,7 +16,7 @@ class OutboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32, description="wecom_robot | wechat_custom | wechat_template | ...")
     target: str = Field(max_length=200, description="robot key, openid, chat id …")
-    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    payload: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JSONType)
     # Makes enqueueing idempotent: a retried handler cannot owe the same message twice.
     dedupe_key: str = Field(unique=True, max_length=200)
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)

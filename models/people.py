@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from models.types import JSONType, UTCDateTime, utcnow
+from models.types import JSONType, UTCDateTime, empty_list, utcnow
 
 ROLES = ("resident", "grid_worker", "grid_leader", "operator", "volunteer", "admin")
 
@@ -22,7 +22,7 @@ class Person(SQLModel, table=True):
     openid: str | None = Field(default=None, unique=True, max_length=64, description="official account openid")
     wxa_openid: str | None = Field(default=None, unique=True, max_length=64, description="mini-program openid")
     unionid: str | None = Field(default=None, index=True, max_length=64)
-    roles: list[str] = Field(default_factory=list, sa_type=JSONType)
+    roles: list[str] = Field(default_factory=empty_list, sa_type=JSONType)
     home_grid_id: int | None = Field(default=None, foreign_key="grids.id")
     active: bool = Field(default=True)
     subscribed: bool = Field(default=False, description="follows the official account now")

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from models.types import JSONType, UTCDateTime, utcnow
+from models.types import JSONType, UTCDateTime, empty_list, utcnow
 
 
 class Report(SQLModel, table=True):
@@ -30,8 +30,8 @@ class Report(SQLModel, table=True):
     subcategory: str | None = Field(default=None, max_length=8)
     confidence: float | None = Field(default=None)
     urgent: bool = Field(default=False)
-    keywords: list[str] = Field(default_factory=list, sa_type=JSONType)
-    alternatives: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    keywords: list[str] = Field(default_factory=empty_list, sa_type=JSONType)
+    alternatives: list[dict[str, Any]] = Field(default_factory=empty_list, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
