@@ -96,6 +96,7 @@ class Classifier:
             code: {normalise(w) for w in words} for code, words in rules.urgent.items() if code != "*"
         }
         self._report_cues = {normalise(word) for word in rules.report_cues}
+        self._complaint_cues = {normalise(word) for word in rules.complaint_cues}
         self._combo_words = {normalise(w) for combo in rules.combos for w in combo.words}
         # Combos grouped by their rarest-looking (longest) word: only combos whose key word occurs are checked.
         self._combos_by_word: dict[str, list[Combo]] = defaultdict(list)
@@ -154,6 +155,9 @@ class Classifier:
         found: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for end, string in self._automaton.iter(norm):
             found[string].append((end - len(string) + 1, end + 1))
+        always = self._always_nonreport(norm, found)
+        if always is not None:
+            return self._not_report(text, place, always)
         tokens = self.tokenizer.lcut(norm, HMM=False)
         starts = _token_starts(tokens)
         negated = self._negated_spans(norm, found)
@@ -226,6 +230,16 @@ class Classifier:
                     stop += 1
                 spans.append((end, stop))
         return spans
+
+    def _always_nonreport(self, norm: str, found: dict[str, list[tuple[int, int]]]) -> str | None:
+        """Ads and forwarded articles are not reports even when they name a problem, unless a resident is
+        complaining about them (举报, 被骗 …)."""
+        for kind, patterns in self.rules.nonreport_always.items():
+            if any(p.search(norm) for p in patterns):
+                if any(cue in found for cue in self._complaint_cues):
+                    return None
+                return kind
+        return None
 
     def _nonreport_reason(self, norm: str) -> str | None:
         for kind, patterns in self.rules.nonreport.items():

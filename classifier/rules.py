@@ -67,6 +67,10 @@ class RuleSet:
     clause_breaks: str = "，。；！？,.;!?\n"
     report_cues: list[str] = field(default_factory=list)
     nonreport: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
+    # Patterns that make a message a non-report whatever keywords it contains (ads, forwarded articles),
+    # unless it also carries one of `complaint_cues` (举报, 被骗 …: a resident reporting the ad).
+    nonreport_always: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
+    complaint_cues: list[str] = field(default_factory=list)
     shared: dict[str, set[str]] = field(default_factory=dict)
     min_score: float = 2.0
     cue_needed_below: float = 1.5  # weaker evidence than this, with no report cue: not a report
@@ -181,15 +185,18 @@ def _read_common(reader: _Reader, rules: RuleSet, taxonomy: Taxonomy) -> None:
             rules.min_score = reader.number(value, "min_score", 0, MAX_WEIGHT) or rules.min_score
         elif name == "cue_needed_below":
             rules.cue_needed_below = reader.number(value, "cue_needed_below", 0, MAX_WEIGHT) or 0.0
-        elif name == "nonreport":
-            for kind, patterns in reader.items(value, "nonreport"):
+        elif name == "complaint_cues":
+            rules.complaint_cues = [word for word, _ in reader.strings(value, "complaint_cues")]
+        elif name in ("nonreport", "nonreport_always"):
+            target = rules.nonreport if name == "nonreport" else rules.nonreport_always
+            for kind, patterns in reader.items(value, name):
                 compiled = []
                 for pattern, node in reader.strings(patterns, f"nonreport.{kind.value}"):
                     try:
                         compiled.append(re.compile(pattern))
                     except re.error as exc:
-                        reader.error(node, f"nonreport.{kind.value}: malformed pattern {pattern!r} ({exc})")
-                rules.nonreport[kind.value] = compiled
+                        reader.error(node, f"{name}.{kind.value}: malformed pattern {pattern!r} ({exc})")
+                target[kind.value] = compiled
         elif name == "shared":
             _read_shared(reader, value, rules, taxonomy)
         elif name == "exclude":

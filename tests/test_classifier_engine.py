@@ -131,3 +131,14 @@ def test_reload_swaps_rules_without_reloading_jieba(model: Classifier, tmp_path:
 def test_a_question_with_shi_bu_shi_negates_nothing(model: Classifier) -> None:
     assert model.classify("楼道里是不是着火了，冒烟").subcategory == "C01"
     assert model.classify("不是着火，是楼上太吵").subcategory == "E02"
+
+
+def test_ads_and_forwarded_articles_are_not_reports_whatever_they_name(model: Classifier) -> None:
+    ad = model.classify("专业疏通井盖下水道，24小时上门，电话139****5678")
+    assert (ad.is_report, ad.reason) == (False, "ad")
+    forwarded = model.classify("转给大家看看：着火了怎么逃生👇👇")
+    assert (forwarded.is_report, forwarded.reason) == (False, "forward")
+
+
+def test_a_resident_reporting_an_ad_or_a_scam_is_a_report(model: Classifier) -> None:
+    assert model.classify("举报：小区电梯里贴满了疏通井盖24小时上门的小广告").is_report
