@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import ahocorasick
 import shapely
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
@@ -255,6 +256,10 @@ class IndexedGrid:
     rank: tuple[int, int, float]  # smaller is more specific: dedicated first, then deeper level, then area
 
 
+def _specificity(entry: IndexedGrid) -> tuple[int, int]:
+    return entry.rank[0], entry.rank[1]
+
+
 class GridIndex:
     """Point-in-polygon over every grid. Built once from the database; rebuild after an import."""
 
@@ -277,10 +282,25 @@ class GridIndex:
             geometries.append(geometry)
         for grid in grids:
             if grid.id is not None and grid.id not in self._by_id:
-                self._by_id[grid.id] = IndexedGrid(grid.id, grid.code, grid.parent_id, (9, 0, 0.0))
+                self._by_id[grid.id] = IndexedGrid(
+                    grid.id,
+                    grid.code,
+                    grid.parent_id,
+                    (0 if grid.kind == "dedicated" else 1, -LEVEL_DEPTH.get(grid.level, 0), float("inf")),
+                )
         for entry in self._grids:
             self._by_id[entry.id] = entry
         self._tree = shapely.STRtree(geometries)
+        self._names = ahocorasick.Automaton()
+        named: dict[str, list[int]] = {}
+        for grid in grids:
+            for name in grid.gazetteer or []:
+                if grid.id is not None and len(name) >= 2:
+                    named.setdefault(name, []).append(grid.id)
+        for name, ids in named.items():
+            self._names.add_word(name, ids)
+        if named:
+            self._names.make_automaton()
 
     @classmethod
     def from_session(cls, session: Session) -> GridIndex:
@@ -288,6 +308,17 @@ class GridIndex:
 
     def __len__(self) -> int:
         return len(self._grids)
+
+    def match_names(self, text: str) -> IndexedGrid | None:
+        """The most specific grid one of whose gazetteer names occurs in the text; None if none, or if two
+        equally specific grids are named (the operators decide then)."""
+        if not text or self._names.kind != ahocorasick.AHOCORASICK:
+            return None
+        hits = {grid_id for _, ids in self._names.iter(text) for grid_id in ids}
+        entries = sorted((self._by_id[i] for i in hits if i in self._by_id), key=_specificity)
+        if not entries or (len(entries) > 1 and _specificity(entries[0]) == _specificity(entries[1])):
+            return None
+        return entries[0]
 
     def locate(self, lng: float, lat: float, crs: str = "gcj02") -> list[IndexedGrid]:
         """The chain of grids holding the point, smallest first, up to the district; [] when outside all."""

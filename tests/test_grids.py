@@ -115,3 +115,16 @@ def test_the_demo_district_tiles_without_gaps_or_overlaps(session: Session) -> N
     for grid in dedicated:
         point = shape(grid.geometry).representative_point()
         assert codes(index.locate(point.x, point.y, "wgs84"))[0] == grid.code
+
+
+def test_gazetteer_names_place_a_report_without_coordinates(session: Session) -> None:
+    doc = small_district()
+    doc["features"][2]["properties"]["gazetteer"] = ["阳光社区"]
+    import_grids(session, doc)
+    index = GridIndex.from_session(session)
+    hit = index.match_names("阳光小区门口井盖丢了")
+    assert hit is not None and hit.code == "A"
+    assert index.match_names("阳光社区里面路灯坏了").code == "C"  # type: ignore[union-attr]
+    assert index.match_names("阳光社区阳光小区3号楼").code == "A"  # the grid is more specific than the community
+    assert index.match_names("阳光小区和幸福小区之间的路") is None  # two grids named: the operators decide
+    assert index.match_names("没有地名") is None
