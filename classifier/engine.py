@@ -106,6 +106,8 @@ class Classifier:
         strings = (
             set(self._keywords)
             | self._negations
+            | self._negation_exceptions
+            | self._complaint_cues
             | self._urgent_global
             | self._report_cues
             | self._combo_words
@@ -272,7 +274,10 @@ class Classifier:
         sub = self.taxonomy.subcategories[code]
         cues = self._urgent_global | self._urgent_by_sub.get(code, set())
         urgent = sub.default_urgency == "urgent" or any(
-            not _inside_any(span, negated) for cue in cues for span in found.get(cue, ())
+            not _inside_any(span, negated)
+            and not any(_inside_any(span, found.get(c, ())) for c in self._excludes.get(("*", cue), ()))
+            for cue in cues
+            for span in found.get(cue, ())
         )
         return Classification(
             text=text,
