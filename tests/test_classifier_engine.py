@@ -147,4 +147,5 @@ def test_a_resident_reporting_an_ad_or_a_scam_is_a_report(model: Classifier) -> 
 
 def test_a_stove_that_will_not_light_is_not_an_urgent_fire(model: Classifier) -> None:
     assert model.classify("楼道里着火了").urgent
-    assert not model.classify("燃气灶打不着火，煤气").urgent
+    stove = model.classify("停水了，热水器也打不着火")
+    assert stove.subcategory == "D05" and not stove.urgent
