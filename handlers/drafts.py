@@ -124,10 +124,21 @@ class Submission:
     reply: str
 
 
-def submit_draft(session: Session, draft: ReportDraft, person: Person, ctx: IntakeContext, now: datetime) -> Submission:
-    """Classify, store the Report, open the case, and dispatch it when grid and class are both clear."""
+def submit_draft(
+    session: Session,
+    draft: ReportDraft,
+    person: Person,
+    ctx: IntakeContext,
+    now: datetime,
+    classified: Classification | None = None,
+) -> Submission:
+    """Classify, store the Report, open the case, and dispatch it when grid and class are both clear.
+
+    `classified`: the caller's result for exactly this text (a one-message report), so it is not classified twice.
+    """
     text = "\n".join([*draft.texts, *draft.voice_transcripts]).strip()
-    result = ctx.classifier.classify(text)
+    reuse = classified is not None and classified.text.strip() == text
+    result = classified if classified is not None and reuse else ctx.classifier.classify(text)
     subcategory = result.subcategory if result.is_report else "H08"
     report = Report(
         person_id=person.id,

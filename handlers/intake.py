@@ -109,7 +109,7 @@ def _on_text(session: Session, person: Person, message: Inbound, ctx: IntakeCont
     session.add(draft)
     # A clear report that already names its place needs no second message.
     if result.is_report and result.confidence >= ctx.review_below and not result.place_hint.is_empty():
-        return submit_draft(session, draft, person, ctx, now).reply
+        return submit_draft(session, draft, person, ctx, now, classified=result).reply
     return status_text(session, draft)
 
 
