@@ -12,6 +12,7 @@ later and send their replies as customer-service messages through the outbox.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -22,21 +23,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.sla import sla_policy
 from handlers import texts
 from handlers.drafts import IntakeContext
+from handlers.grids import GridIndex
 from handlers.intake import Inbound, handle_inbound, person_for_openid
 from handlers.notify import tell_person
 from models import InboundMessage
 from models.db import new_session, session_scope
+from models.types import table_of
 
 log = logging.getLogger("gridbot.ingest")
 
 MAX_BATCH = 64
+Handled = tuple[str, str | None, str | None]  # status, reply, error
 
 
 @dataclass
@@ -50,60 +54,93 @@ class Job:
 
 
 def intake_context(state: Any, session: Session) -> IntakeContext:
+    """What the conversation needs from the process, built once per batch (the grid index is looked up, and its
+    freshness checked, at most once per batch too)."""
     settings: Settings = state.settings
+    grid_index: list[GridIndex] = []
+
+    def current_grid_index() -> GridIndex:
+        if not grid_index:
+            grid_index.append(state.grid_cache.get(session))
+        return grid_index[0]
+
     return IntakeContext(
         classifier=state.classifier.get(),
         zone=settings.zone,
         sla=sla_policy(settings),
-        grid_index=lambda: state.grid_cache.get(session),
+        grid_index=current_grid_index,
         review_below=settings.classifier.review_below,
         public_base_url=settings.app.public_base_url,
     )
 
 
-def _store(state: Any, session: Session, job: Job, now: datetime, defer: bool) -> str | None:
-    """One message inside the batch's transaction. A message already stored (a WeChat retry) gets the reply it
-    got the first time and changes nothing; otherwise it is handled (or deferred) and stored with its reply.
+_INBOUND = table_of(InboundMessage)
+_STORED_REPLIES = select(_INBOUND.c.dedupe_key, _INBOUND.c.reply).where(
+    _INBOUND.c.dedupe_key.in_(bindparam("keys", expanding=True))
+)
+_INSERT_INBOUND = insert(_INBOUND)
 
-    The row is inserted after the handler ran, in the same transaction, so it carries its reply and status in
-    one statement; nothing is answered before the batch commits. Two processes racing on one message collide
-    on the unique dedupe key at commit, and the loser's batch is retried message by message.
+
+def _inbound_row(job: Job, now: datetime, status: str, reply: str | None, error: str | None) -> dict[str, Any]:
+    msg_id = getattr(job.message, "id", None)
+    return {
+        "channel": "mp",
+        "dedupe_key": job.key,
+        "openid": job.inbound.openid,
+        "msg_type": job.message.type,
+        "event": job.inbound.event,
+        "msg_id": str(msg_id) if msg_id else None,
+        "wx_create_time": int(job.inbound.created_at.timestamp()),
+        "raw": job.raw,
+        "received_at": now,
+        "status": status,
+        "processed_at": now if status == "processed" else None,
+        "error": error,
+        "reply": reply,
+    }
+
+
+def _store_batch(state: Any, session: Session, jobs: list[Job], started: float, defer_after: float) -> list[str | None]:
+    """Every message of the batch inside one transaction → the replies, in order.
+
+    One query finds the messages already stored (WeChat's retries); a retry gets the reply its first delivery got
+    and changes nothing, also when both copies are in this batch. The others are handled (or, past the wait
+    budget, deferred) one by one, each in its own savepoint, and all their rows are inserted with one executemany
+    after the last handler ran, carrying reply and status. Nothing is answered before the batch commits. Two
+    processes racing on one message collide on the unique dedupe key at commit, and the loser's batch is retried
+    message by message.
     """
-    stored = session.exec(
-        select(InboundMessage.id, InboundMessage.reply).where(InboundMessage.dedupe_key == job.key)
-    ).first()
-    if stored is not None:
-        log.info("retry of %s answered with the stored reply", job.key)
-        return stored[1]
-    status, reply, error = "deferred", None, None
-    if not defer:
-        status, reply, error = handle_safely(state, session, job.inbound, now)
-    session.execute(
-        insert(InboundMessage).values(
-            channel="mp",
-            dedupe_key=job.key,
-            openid=job.inbound.openid,
-            msg_type=job.message.type,
-            event=job.inbound.event,
-            msg_id=str(job.message.id) if getattr(job.message, "id", None) else None,
-            wx_create_time=int(job.inbound.created_at.timestamp()),
-            raw=job.raw,
-            received_at=now,
-            status=status,
-            processed_at=now if status == "processed" else None,
-            error=error,
-            reply=reply,
-        )
-    )
-    return reply
+    clock: Callable[[], datetime] = state.clock
+    stored: dict[str, str | None] = {
+        key: reply for key, reply in session.execute(_STORED_REPLIES, {"keys": [job.key for job in jobs]})
+    }
+    context = functools.cache(lambda: intake_context(state, session))
+    rows: list[dict[str, Any]] = []
+    replies: list[str | None] = []
+    for job in jobs:
+        if job.key in stored:
+            log.info("retry of %s answered with the stored reply", job.key)
+            replies.append(stored[job.key])
+            continue
+        now = clock()
+        status, reply, error = "deferred", None, None
+        if started - job.enqueued <= defer_after:
+            status, reply, error = handle_safely(session, context, job.inbound, now)
+        rows.append(_inbound_row(job, now, status, reply, error))
+        stored[job.key] = reply
+        replies.append(reply)
+    if rows:
+        session.execute(_INSERT_INBOUND, rows)
+    return replies
 
 
-def handle_safely(state: Any, session: Session, inbound: Inbound, now: datetime) -> tuple[str, str | None, str | None]:
-    """Run the handler in a savepoint → (status, reply, error). If it fails, its effects are rolled back, the
-    message is still stored (status failed, with the error) and the resident is told it was received."""
+def handle_safely(session: Session, context: Callable[[], IntakeContext], inbound: Inbound, now: datetime) -> Handled:
+    """Run the handler in a savepoint → (status, reply, error). If it fails (or the context it needs cannot be
+    had), its effects are rolled back, the message is still stored (status failed, with the error) and the
+    resident is told it was received."""
     savepoint = session.begin_nested()
     try:
-        reply = handle_inbound(session, inbound, intake_context(state, session), now)
+        reply = handle_inbound(session, inbound, context(), now)
         savepoint.commit()
         return "processed", reply, None
     except Exception as exc:
@@ -114,11 +151,10 @@ def handle_safely(state: Any, session: Session, inbound: Inbound, now: datetime)
 
 def process_batch(state: Any, jobs: list[Job], defer_after: float) -> None:
     """Handle and commit a batch; if the commit fails, retry each message alone so one cannot sink the rest."""
-    clock: Callable[[], datetime] = state.clock
     started = time.monotonic()
     session = new_session(state.engine)
     try:
-        replies = [_store(state, session, job, clock(), started - job.enqueued > defer_after) for job in jobs]
+        replies = _store_batch(state, session, jobs, started, defer_after)
         session.commit()
     except Exception:
         session.rollback()
@@ -204,10 +240,11 @@ def handle_deferred(state: Any, parse: Callable[[str], Inbound], batch: int = 50
             .order_by(col(InboundMessage.id))
             .limit(batch)
         ).all()
+        context = functools.cache(lambda: intake_context(state, session))
         for row in rows:
             now = clock()
             inbound = parse(row.raw)
-            row.status, row.reply, row.error = handle_safely(state, session, inbound, now)
+            row.status, row.reply, row.error = handle_safely(session, context, inbound, now)
             row.processed_at = now
             if row.reply:
                 person = person_for_openid(session, inbound.openid, now)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import SQLModel
 
 
 def empty_list() -> list[Any]:
@@ -18,6 +19,16 @@ def empty_list() -> list[Any]:
 
 def empty_dict() -> dict[str, Any]:
     return {}
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a table model, for statements on hot paths that skip the ORM's unit of work.
+
+    A statement built once on the table and run with parameters costs ~35 µs; the same through ORM objects and
+    a flush costs ~300 µs (SQLAlchemy 2.1, SQLModel 0.0.50).
+    """
+    found: Table = model.__table__  # type: ignore[attr-defined]
+    return found
 
 
 def utcnow() -> datetime:
