@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlmodel import Session, select
 
 from handlers.errors import Forbidden
-from models import Case, Grid, Person, PersonGrid
+from models import Case, Grid, PersonGrid
 
 STAFF_ROLES = frozenset({"grid_worker", "grid_leader"})
 GLOBAL_ROLES = frozenset({"operator", "admin", "system"})
@@ -49,7 +50,18 @@ def descendant_grid_ids(session: Session, roots: Iterable[int]) -> set[int]:
     return found
 
 
-def load_actor(session: Session, person: Person) -> Actor:
+class Someone(Protocol):
+    """A person as an account (models.Person) or as the sender of a chat message (handlers.people.Sender)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def roles(self) -> Sequence[str]: ...
+
+
+def load_actor(session: Session, person: Someone) -> Actor:
     assert person.id is not None
     served = session.exec(select(PersonGrid.grid_id).where(PersonGrid.person_id == person.id)).all()
     grid_ids = descendant_grid_ids(session, served) if served else set()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlmodel import Session
 
 from classifier.engine import Classification, Classifier
 from handlers import texts
@@ -15,9 +17,12 @@ from handlers.access import SYSTEM
 from handlers.cases import ActionInput, act_on_case, open_case
 from handlers.grids import GridIndex
 from handlers.notify import tell_grid, tell_person
+from handlers.people import PEOPLE, SENDER_COLUMNS, Sender, sender_from_row
 from handlers.routing import place_report
 from handlers.sla import SlaPolicy
-from models import Case, Grid, Media, Person, Report, ReportDraft
+from models import Case, Grid, Media, Report, ReportDraft
+from models.db import execute_core, insert_id
+from models.types import table_of
 
 
 @dataclass(frozen=True)
@@ -30,89 +35,161 @@ class IntakeContext:
     public_base_url: str
 
 
-def open_draft(session: Session, person: Person, now: datetime, channel: str = "mp") -> ReportDraft:
-    """The person's open draft, or a new one (inserted with the rest of the transaction, not on its own)."""
-    return current_draft(session, person) or new_draft(session, person, now, channel)
+@dataclass
+class Draft:
+    """What a resident has sent so far for one report, as plain values (a row of `report_drafts`).
+
+    Read with the sender in one statement (handlers/intake.py) or with `current_draft`; every change is written
+    by `save_draft` in one INSERT or UPDATE, in the caller's transaction.
+    """
+
+    person_id: int
+    created_at: datetime
+    updated_at: datetime
+    channel: str = "mp"
+    texts: list[str] = field(default_factory=list)
+    voice_transcripts: list[str] = field(default_factory=list)
+    media_ids: list[int] = field(default_factory=list)
+    lng: float | None = None
+    lat: float | None = None
+    address: str | None = None
+    id: int | None = None
 
 
-def new_draft(session: Session, person: Person, now: datetime, channel: str = "mp") -> ReportDraft:
-    assert person.id is not None
-    draft = ReportDraft(
-        person_id=person.id,
+DRAFTS = table_of(ReportDraft)
+DRAFT_COLUMNS = (
+    DRAFTS.c.id,
+    DRAFTS.c.channel,
+    DRAFTS.c.texts,
+    DRAFTS.c.voice_transcripts,
+    DRAFTS.c.media_ids,
+    DRAFTS.c.lng,
+    DRAFTS.c.lat,
+    DRAFTS.c.address,
+    DRAFTS.c.created_at,
+    DRAFTS.c.updated_at,
+)
+_DRAFT_VALUES = ("texts", "voice_transcripts", "media_ids", "lng", "lat", "address", "updated_at")
+_INSERT_DRAFT = insert(DRAFTS)
+_UPDATE_DRAFT = (
+    update(DRAFTS).where(DRAFTS.c.id == bindparam("draft_id")).values({name: bindparam(name) for name in _DRAFT_VALUES})
+)
+_CLOSE_DRAFT = (
+    update(DRAFTS)
+    .where(DRAFTS.c.id == bindparam("draft_id"))
+    .values(status=bindparam("status"), case_id=bindparam("case_id"), updated_at=bindparam("updated_at"))
+)
+_MEDIA = table_of(Media)
+_INSERT_MEDIA = insert(_MEDIA)
+_COUNT_IMAGES = select(func.count()).where(_MEDIA.c.id.in_(bindparam("ids", expanding=True)), _MEDIA.c.kind == "image")
+_ATTACH_MEDIA = (
+    update(_MEDIA).where(_MEDIA.c.id.in_(bindparam("ids", expanding=True))).values(report_id=bindparam("report_id"))
+)
+
+
+def draft_from_row(person_id: int, row: Sequence[Any]) -> Draft | None:
+    """`row` holds the values of DRAFT_COLUMNS, in that order; None when the id is NULL (an outer join found none)."""
+    draft_id, channel, texts_, voices, media_ids, lng, lat, address, created_at, updated_at = row
+    if draft_id is None:
+        return None
+    return Draft(
+        person_id=person_id,
+        created_at=created_at,
+        updated_at=updated_at,
         channel=channel,
-        texts=[],
-        voice_transcripts=[],
-        media_ids=[],
-        created_at=now,
-        updated_at=now,
+        texts=list(texts_ or []),
+        voice_transcripts=list(voices or []),
+        media_ids=list(media_ids or []),
+        lng=lng,
+        lat=lat,
+        address=address,
+        id=draft_id,
     )
-    session.add(draft)
-    return draft
 
 
-def current_draft(session: Session, person: Person) -> ReportDraft | None:
-    return session.exec(
-        select(ReportDraft).where(ReportDraft.person_id == person.id, ReportDraft.status == "open")
-    ).first()
+def new_draft(person_id: int, now: datetime, channel: str = "mp") -> Draft:
+    """A draft that exists once `save_draft` wrote it (with its first content, in one INSERT)."""
+    return Draft(person_id=person_id, channel=channel, created_at=now, updated_at=now)
 
 
-def add_text(draft: ReportDraft, text: str, now: datetime) -> None:
+def save_draft(session: Session, draft: Draft) -> None:
+    values = {name: getattr(draft, name) for name in _DRAFT_VALUES}
+    if draft.id is None:
+        row = {**values, "person_id": draft.person_id, "channel": draft.channel, "created_at": draft.created_at}
+        draft.id = insert_id(session, _INSERT_DRAFT, {**row, "status": "open", "case_id": None})
+    else:
+        execute_core(session, _UPDATE_DRAFT, {**values, "draft_id": draft.id})
+
+
+def close_draft(session: Session, draft: Draft, status: str, now: datetime, case_id: int | None = None) -> None:
+    """submitted (with the case it became) | cancelled. A draft never saved (a one-message report) is inserted
+    as it ends, so every report still has its draft row."""
+    draft.updated_at = now
+    if draft.id is None:
+        values = {name: getattr(draft, name) for name in _DRAFT_VALUES}
+        row = {**values, "person_id": draft.person_id, "channel": draft.channel, "created_at": draft.created_at}
+        draft.id = insert_id(session, _INSERT_DRAFT, {**row, "status": status, "case_id": case_id})
+        return
+    execute_core(session, _CLOSE_DRAFT, {"draft_id": draft.id, "status": status, "case_id": case_id, "updated_at": now})
+
+
+def add_text(draft: Draft, text: str, now: datetime) -> None:
     draft.texts = [*draft.texts, text]
     draft.updated_at = now
 
 
-def add_voice(draft: ReportDraft, transcript: str | None, media: Media | None, now: datetime) -> None:
+def add_voice(draft: Draft, transcript: str | None, media_id: int | None, now: datetime) -> None:
     if transcript:
         draft.voice_transcripts = [*draft.voice_transcripts, transcript]
-    if media is not None and media.id is not None:
-        draft.media_ids = [*draft.media_ids, media.id]
+    if media_id is not None:
+        draft.media_ids = [*draft.media_ids, media_id]
     draft.updated_at = now
 
 
-def add_media(session: Session, draft: ReportDraft, kind: str, wechat_media_id: str, now: datetime) -> Media:
-    """A photo or voice file to fetch from WeChat after the reply (bot/media.py downloads it)."""
-    media = Media(
-        kind=kind,
-        source="wechat",
-        wechat_media_id=wechat_media_id,
-        status="pending",
-        next_attempt_at=now,
-        created_at=now,
+def add_media(session: Session, draft: Draft, kind: str, wechat_media_id: str, now: datetime) -> int:
+    """A photo or voice file to fetch from WeChat after the reply (bot/media.py downloads it) → its media id."""
+    media_id = insert_id(
+        session,
+        _INSERT_MEDIA,
+        {
+            "kind": kind,
+            "source": "wechat",
+            "wechat_media_id": wechat_media_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     )
-    session.add(media)
-    session.flush()
-    assert media.id is not None
     if kind == "image":
-        draft.media_ids = [*draft.media_ids, media.id]
+        draft.media_ids = [*draft.media_ids, media_id]
     draft.updated_at = now
-    return media
+    return media_id
 
 
-def set_place(draft: ReportDraft, lng: float, lat: float, label: str | None, now: datetime) -> None:
+def set_place(draft: Draft, lng: float, lat: float, label: str | None, now: datetime) -> None:
     draft.lng, draft.lat = lng, lat
     draft.address = label or draft.address
     draft.updated_at = now
 
 
-def draft_counts(session: Session, draft: ReportDraft) -> tuple[int, int, int]:
+def draft_counts(session: Session, draft: Draft) -> tuple[int, int, int]:
     """(texts, images, voices) in the draft."""
     images = 0
     if draft.media_ids:
-        images = len(
-            session.exec(select(Media.id).where(col(Media.id).in_(draft.media_ids), Media.kind == "image")).all()
-        )
+        images = int(execute_core(session, _COUNT_IMAGES, {"ids": draft.media_ids}).scalar_one())
     return len(draft.texts), images, len(draft.voice_transcripts)
 
 
-def has_description(draft: ReportDraft) -> bool:
+def has_description(draft: Draft) -> bool:
     return bool(draft.texts or draft.voice_transcripts)
 
 
-def has_place(draft: ReportDraft) -> bool:
+def has_place(draft: Draft) -> bool:
     return draft.lng is not None or bool(draft.address)
 
 
-def status_text(session: Session, draft: ReportDraft) -> str:
+def status_text(session: Session, draft: Draft) -> str:
     n_texts, images, voices = draft_counts(session, draft)
     return texts.draft_status(n_texts, images, voices, has_place(draft))
 
@@ -126,8 +203,8 @@ class Submission:
 
 def submit_draft(
     session: Session,
-    draft: ReportDraft,
-    person: Person,
+    draft: Draft,
+    sender: Sender,
     ctx: IntakeContext,
     now: datetime,
     classified: Classification | None = None,
@@ -141,7 +218,7 @@ def submit_draft(
     result = classified if classified is not None and reuse else ctx.classifier.classify(text)
     subcategory = result.subcategory if result.is_report else "H08"
     report = Report(
-        person_id=person.id,
+        person_id=sender.id,
         channel=draft.channel,
         text="\n".join(draft.texts),
         voice_transcript="\n".join(draft.voice_transcripts) or None,
@@ -162,11 +239,9 @@ def submit_draft(
     session.add(report)
     session.flush()
     if draft.media_ids:
-        for media in session.exec(select(Media).where(col(Media.id).in_(draft.media_ids))).all():
-            media.report_id = report.id
-            session.add(media)
+        execute_core(session, _ATTACH_MEDIA, {"ids": draft.media_ids, "report_id": report.id})
     case = open_case(session, report, now, ctx.zone)
-    placement = place_report(session, report, ctx.grid_index(), person)
+    placement = place_report(session, report, ctx.grid_index(), sender.home_grid_id)
     confident = result.is_report and result.confidence >= ctx.review_below
     if placement.grid is not None and confident:
         act_on_case(session, case.case_no, "accept", SYSTEM, now, ctx.sla)
@@ -186,10 +261,7 @@ def submit_draft(
         if placement.grid is not None:
             case.grid_id = placement.grid.id  # a suggestion for the operator
         session.add(case)
-    draft.status = "submitted"
-    draft.case_id = case.id
-    draft.updated_at = now
-    session.add(draft)
+    close_draft(session, draft, "submitted", now, case_id=case.id)
     name = ctx.classifier.taxonomy.name_of(subcategory)
     reply = texts.submitted(case.case_no, name, case.urgency == "urgent", case.needs_review)
     return Submission(case=case, result=result, reply=reply)
@@ -212,31 +284,37 @@ def notify_dispatched(
     tell_grid(session, grid, card, now, dedupe_key=f"case:{case.id}:dispatch:{case.last_event_seq}", case=case)
 
 
+_IDLE_DRAFTS = (
+    select(DRAFTS.c.person_id, *DRAFT_COLUMNS)
+    .where(DRAFTS.c.status == "open", DRAFTS.c.updated_at < bindparam("before"))
+    .order_by(DRAFTS.c.id)
+)
+_SENDER_BY_ID = select(PEOPLE.c.openid, *SENDER_COLUMNS).where(PEOPLE.c.id == bindparam("person_id"))
+_EXPIRE_DRAFTS = (
+    update(DRAFTS)
+    .where(DRAFTS.c.status == "open", DRAFTS.c.updated_at < bindparam("before"))
+    .values(status="expired", updated_at=bindparam("now"))
+)
+
+
 def sweep_drafts(
     session: Session, ctx: IntakeContext, now: datetime, idle: timedelta, expire: timedelta
 ) -> tuple[int, int]:
     """Submit complete drafts left idle (telling the resident the case number); drop stale incomplete ones."""
     submitted = 0
     for draft in idle_drafts(session, now, idle):
-        person = session.get(Person, draft.person_id)
-        if person is None:
+        row = execute_core(session, _SENDER_BY_ID, {"person_id": draft.person_id}).first()
+        if row is None:
             continue
-        result = submit_draft(session, draft, person, ctx, now)
-        tell_person(session, person, result.reply, now, dedupe_key=f"draft:{draft.id}:auto-submitted", case=result.case)
+        sender = sender_from_row(row[0], row[1:])
+        result = submit_draft(session, draft, sender, ctx, now)
+        tell_person(session, sender, result.reply, now, dedupe_key=f"draft:{draft.id}:auto-submitted", case=result.case)
         submitted += 1
-    expired = 0
-    for draft in session.exec(
-        select(ReportDraft).where(ReportDraft.status == "open", col(ReportDraft.updated_at) < now - expire)
-    ).all():
-        draft.status, draft.updated_at = "expired", now
-        session.add(draft)
-        expired += 1
+    expired = execute_core(session, _EXPIRE_DRAFTS, {"before": now - expire, "now": now}).rowcount
     return submitted, expired
 
 
-def idle_drafts(session: Session, now: datetime, idle: timedelta) -> list[ReportDraft]:
+def idle_drafts(session: Session, now: datetime, idle: timedelta) -> list[Draft]:
     """Open drafts with a description and a place that nobody touched for `idle`: submitted automatically."""
-    stale = session.exec(
-        select(ReportDraft).where(ReportDraft.status == "open", col(ReportDraft.updated_at) < now - idle)
-    ).all()
-    return [d for d in stale if has_description(d) and has_place(d)]
+    stale = [draft_from_row(row[0], row[1:]) for row in execute_core(session, _IDLE_DRAFTS, {"before": now - idle})]
+    return [d for d in stale if d is not None and has_description(d) and has_place(d)]

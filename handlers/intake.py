@@ -11,29 +11,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import and_, bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from handlers import texts
 from handlers.access import load_actor
 from handlers.cases import ActionInput, act_on_case, case_events, get_case
 from handlers.drafts import (
+    DRAFT_COLUMNS,
+    DRAFTS,
+    Draft,
     IntakeContext,
     add_media,
     add_text,
     add_voice,
-    current_draft,
+    close_draft,
     draft_counts,
+    draft_from_row,
     has_description,
     has_place,
     new_draft,
-    open_draft,
+    save_draft,
     set_place,
     status_text,
     submit_draft,
 )
 from handlers.errors import DomainError, Forbidden, InvalidTransition, NotFound
+from handlers.people import (
+    PEOPLE,
+    SENDER_COLUMNS,
+    Sender,
+    new_sender,
+    sender_from_row,
+    set_subscribed,
+    touch_sender,
+)
 from models import Case, Person
 from models.cases import CaseEvent
+from models.db import execute_core
 
 CASE_NO = re.compile(r"(\d{8}-\d{4,})")
 RATINGS = {
@@ -72,7 +88,34 @@ class Inbound:
     event_key: str | None = None
 
 
+@dataclass
+class Chat:
+    """The sender of a message and their open draft (None: no report in progress)."""
+
+    sender: Sender
+    draft: Draft | None
+
+
+# The sender and their open draft in one statement; a new sender has no draft, so a first message costs one
+# lookup and one insert.
+_CHAT = (
+    core_select(*SENDER_COLUMNS, *DRAFT_COLUMNS)
+    .select_from(PEOPLE.outerjoin(DRAFTS, and_(DRAFTS.c.person_id == PEOPLE.c.id, DRAFTS.c.status == "open")))
+    .where(PEOPLE.c.openid == bindparam("openid"))
+    .limit(1)
+)
+
+
+def load_chat(session: Session, openid: str, now: datetime) -> Chat:
+    row = execute_core(session, _CHAT, {"openid": openid}).first()
+    if row is None:
+        return Chat(new_sender(session, openid, now), None)
+    sender = sender_from_row(openid, row)
+    return Chat(sender, draft_from_row(sender.id, row[len(SENDER_COLUMNS) :]))
+
+
 def person_for_openid(session: Session, openid: str, now: datetime) -> Person:
+    """The person as an ORM object, created on first contact (for jobs off the callback's hot path)."""
     person = session.exec(select(Person).where(Person.openid == openid)).first()
     if person is None:
         person = Person(openid=openid, roles=["resident"], created_at=now, last_interaction_at=now)
@@ -83,87 +126,88 @@ def person_for_openid(session: Session, openid: str, now: datetime) -> Person:
 
 def handle_inbound(session: Session, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
     """Apply one message; return the reply text (None: answer "success" and say nothing)."""
-    person = person_for_openid(session, message.openid, now)
-    if message.kind != "event" and (
-        person.last_interaction_at is None or now - person.last_interaction_at > INTERACTION_PRECISION
-    ):
-        person.last_interaction_at = now  # minute precision is plenty for a 48-hour window, and saves a write
-        session.add(person)
+    chat = load_chat(session, message.openid, now)
+    last = chat.sender.last_interaction_at
+    if message.kind != "event" and (last is None or now - last > INTERACTION_PRECISION):
+        touch_sender(session, chat.sender, now)  # minute precision is plenty for a 48-hour window, and saves a write
     handler = HANDLERS.get(message.kind, _on_unsupported)
-    return handler(session, person, message, ctx, now)
+    return handler(session, chat, message, ctx, now)
 
 
-def _on_text(session: Session, person: Person, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
+def _open_draft(chat: Chat, now: datetime) -> Draft:
+    if chat.draft is None:
+        chat.draft = new_draft(chat.sender.id, now)
+    return chat.draft
+
+
+def _on_text(session: Session, chat: Chat, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
     text = message.text.strip()
-    command = _command(session, person, text, ctx, now)
+    command = _command(session, chat, text, ctx, now)
     if command is not None:
         return command
-    draft = current_draft(session, person)
     result = ctx.classifier.classify(text)
-    if not result.is_report and draft is None:
+    if not result.is_report and chat.draft is None:
         return {"greeting": texts.GREETING, "thanks": texts.THANKS, "howto": texts.HELP, "ad": texts.AD}.get(
             result.reason or "", texts.UNCLEAR
         )
-    draft = draft or new_draft(session, person, now)
+    draft = _open_draft(chat, now)
     add_text(draft, text, now)
-    session.add(draft)
     # A clear report that already names its place needs no second message.
     if result.is_report and result.confidence >= ctx.review_below and not result.place_hint.is_empty():
-        return submit_draft(session, draft, person, ctx, now, classified=result).reply
+        return submit_draft(session, draft, chat.sender, ctx, now, classified=result).reply
+    save_draft(session, draft)
     return status_text(session, draft)
 
 
-def _on_image(session: Session, person: Person, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
-    draft = open_draft(session, person, now)
+def _on_image(session: Session, chat: Chat, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
+    draft = _open_draft(chat, now)
     if message.media_id:
         add_media(session, draft, "image", message.media_id, now)
-    session.add(draft)
+    save_draft(session, draft)
     _, images, _ = draft_counts(session, draft)
     return texts.images_received(images, has_place(draft))
 
 
-def _on_voice(session: Session, person: Person, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
-    draft = open_draft(session, person, now)
-    media = add_media(session, draft, "voice", message.media_id, now) if message.media_id else None
-    add_voice(draft, (message.recognition or "").strip() or None, media, now)
-    session.add(draft)
+def _on_voice(session: Session, chat: Chat, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
+    draft = _open_draft(chat, now)
+    media_id = add_media(session, draft, "voice", message.media_id, now) if message.media_id else None
+    add_voice(draft, (message.recognition or "").strip() or None, media_id, now)
+    save_draft(session, draft)
     return status_text(session, draft)
 
 
-def _on_location(session: Session, person: Person, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
+def _on_location(session: Session, chat: Chat, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
     if message.lng is None or message.lat is None:
         return texts.UNSUPPORTED
-    draft = open_draft(session, person, now)
+    draft = _open_draft(chat, now)
     set_place(draft, message.lng, message.lat, message.label, now)
-    session.add(draft)
+    save_draft(session, draft)
     return status_text(session, draft)
 
 
-def _on_event(session: Session, person: Person, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
+def _on_event(session: Session, chat: Chat, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
     event = (message.event or "").lower()
     if event in ("subscribe", "subscribe_scan"):
-        person.subscribed = True
-        session.add(person)
+        if not chat.sender.subscribed:
+            set_subscribed(session, chat.sender, True)
         return texts.WELCOME
     if event == "unsubscribe":
-        person.subscribed = False
-        session.add(person)
+        if chat.sender.subscribed:
+            set_subscribed(session, chat.sender, False)
         return None
     if event == "click" and message.event_key in MENU_COMMANDS:
         command = MENU_COMMANDS[message.event_key]
         if command == "上报":
             return texts.HELP
-        return _command(session, person, command, ctx, now)
+        return _command(session, chat, command, ctx, now)
     return None  # location reports, view clicks, template delivery receipts: stored, nothing to say
 
 
-def _on_unsupported(
-    session: Session, person: Person, message: Inbound, ctx: IntakeContext, now: datetime
-) -> str | None:
+def _on_unsupported(session: Session, chat: Chat, message: Inbound, ctx: IntakeContext, now: datetime) -> str | None:
     return texts.UNSUPPORTED
 
 
-HANDLERS: dict[str, Callable[[Session, Person, Inbound, IntakeContext, datetime], str | None]] = {
+HANDLERS: dict[str, Callable[[Session, Chat, Inbound, IntakeContext, datetime], str | None]] = {
     "text": _on_text,
     "image": _on_image,
     "voice": _on_voice,
@@ -175,38 +219,36 @@ HANDLERS: dict[str, Callable[[Session, Person, Inbound, IntakeContext, datetime]
 # ---------------------------------------------------------------------------- commands
 
 
-def _command(session: Session, person: Person, text: str, ctx: IntakeContext, now: datetime) -> str | None:
+def _command(session: Session, chat: Chat, text: str, ctx: IntakeContext, now: datetime) -> str | None:
     """The typed commands; None when the text is not one (then it is part of a report)."""
     head, _, rest = text.partition(" ")
     head = head.strip()
+    sender, draft = chat.sender, chat.draft
     if text in ("帮助", "说明", "菜单", "?", "？"):
         return texts.HELP
     if text == "提交":
-        draft = current_draft(session, person)
         if draft is None or not has_description(draft):
             return texts.NOTHING_TO_SUBMIT
-        return submit_draft(session, draft, person, ctx, now).reply
+        return submit_draft(session, draft, sender, ctx, now).reply
     if text in ("取消", "作废"):
-        draft = current_draft(session, person)
         if draft is None:
             return texts.NOTHING_TO_CANCEL
-        draft.status, draft.updated_at = "cancelled", now
-        session.add(draft)
+        close_draft(session, draft, "cancelled", now)
         return texts.CANCELLED
     if text in ("查询", "我的上报", "我的", "进度"):
-        return _my_cases(session, person, ctx)
+        return _my_cases(session, sender, ctx)
     if head in ("查询", "进度") and CASE_NO.search(rest):
-        return _timeline(session, person, CASE_NO.search(rest).group(1), ctx)  # type: ignore[union-attr]
-    if head in ("接单", "办结") and set(person.roles) & {"grid_worker", "grid_leader"}:
-        return _staff_action(session, person, head, rest.strip(), ctx, now)
+        return _timeline(session, sender, CASE_NO.search(rest).group(1), ctx)  # type: ignore[union-attr]
+    if head in ("接单", "办结") and set(sender.roles) & {"grid_worker", "grid_leader"}:
+        return _staff_action(session, chat, head, rest.strip(), ctx, now)
     if text in RATINGS:
-        return _rate(session, person, RATINGS[text], ctx, now)
+        return _rate(session, sender, RATINGS[text], ctx, now)
     return None
 
 
-def _my_cases(session: Session, person: Person, ctx: IntakeContext) -> str:
+def _my_cases(session: Session, sender: Sender, ctx: IntakeContext) -> str:
     cases = session.exec(
-        select(Case).where(Case.reporter_id == person.id).order_by(col(Case.created_at).desc()).limit(5)
+        select(Case).where(Case.reporter_id == sender.id).order_by(col(Case.created_at).desc()).limit(5)
     ).all()
     if not cases:
         return texts.NO_CASES
@@ -218,12 +260,12 @@ def _my_cases(session: Session, person: Person, ctx: IntakeContext) -> str:
     )
 
 
-def _timeline(session: Session, person: Person, case_no: str, ctx: IntakeContext) -> str:
+def _timeline(session: Session, sender: Sender, case_no: str, ctx: IntakeContext) -> str:
     try:
         case = get_case(session, case_no)
     except NotFound:
         return texts.case_not_found(case_no)
-    if case.reporter_id != person.id:
+    if case.reporter_id != sender.id:
         return texts.case_not_found(case_no)  # never confirm that someone else's case exists
     steps = [(e.created_at, e.action, _public_note(e)) for e in case_events(session, case)]
     return texts.case_timeline(
@@ -235,11 +277,11 @@ def _public_note(event: CaseEvent) -> str:
     return event.note if event.action in ("resolve", "reopen", "rate") else ""
 
 
-def _rate(session: Session, person: Person, rating: int, ctx: IntakeContext, now: datetime) -> str | None:
+def _rate(session: Session, sender: Sender, rating: int, ctx: IntakeContext, now: datetime) -> str | None:
     """The resident's latest resolved case gets the rating; a repeat or a late one is answered kindly."""
     latest = session.exec(
         select(Case)
-        .where(Case.reporter_id == person.id, col(Case.resolved_at).is_not(None))
+        .where(Case.reporter_id == sender.id, col(Case.resolved_at).is_not(None))
         .order_by(col(Case.resolved_at).desc())
         .limit(1)
     ).first()
@@ -251,7 +293,7 @@ def _rate(session: Session, person: Person, rating: int, ctx: IntakeContext, now
         return texts.RATING_CLOSED
     if latest.status != "resolved":
         return texts.RATING_PENDING
-    actor = load_actor(session, person)
+    actor = load_actor(session, sender)
     act_on_case(session, latest.case_no, "rate", actor, now, ctx.sla, ActionInput(rating=rating))
     if rating < UNSATISFIED_BELOW:
         act_on_case(session, latest.case_no, "reopen", actor, now, ctx.sla, ActionInput(note="居民评价不满意"))
@@ -259,7 +301,7 @@ def _rate(session: Session, person: Person, rating: int, ctx: IntakeContext, now
     return texts.RATING_THANKS
 
 
-def _staff_action(session: Session, person: Person, head: str, rest: str, ctx: IntakeContext, now: datetime) -> str:
+def _staff_action(session: Session, chat: Chat, head: str, rest: str, ctx: IntakeContext, now: datetime) -> str:
     found = CASE_NO.search(rest)
     if found is None:
         return texts.STAFF_USAGE
@@ -267,7 +309,7 @@ def _staff_action(session: Session, person: Person, head: str, rest: str, ctx: I
     note = rest[found.end() :].strip()
     action = "take" if head == "接单" else "resolve"
     attachments: tuple[str, ...] = ()
-    draft = current_draft(session, person)
+    draft = chat.draft
     if action == "resolve" and draft is not None and draft.media_ids:
         attachments = tuple(f"media:{media_id}" for media_id in draft.media_ids)
     try:
@@ -275,7 +317,7 @@ def _staff_action(session: Session, person: Person, head: str, rest: str, ctx: I
             session,
             case_no,
             action,
-            load_actor(session, person),
+            load_actor(session, chat.sender),
             now,
             ctx.sla,
             ActionInput(note=note or ("已处理" if action == "resolve" else ""), attachments=attachments),
@@ -289,6 +331,5 @@ def _staff_action(session: Session, person: Person, head: str, rest: str, ctx: I
     except DomainError as exc:
         return texts.staff_refused(exc.message)
     if attachments and draft is not None:
-        draft.status, draft.updated_at = "submitted", now  # the photos went to the case, not to a new report
-        session.add(draft)
+        close_draft(session, draft, "submitted", now)  # the photos went to the case, not to a new report
     return texts.staff_done(action, case_no)

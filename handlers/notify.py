@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models import Case, Grid, OutboxMessage, Person
+from models import Case, Grid, OutboxMessage
 
 
 def enqueue(
@@ -41,8 +41,15 @@ def enqueue(
     )
 
 
+class Reachable(Protocol):
+    """Anyone with an official-account openid (a Person row or a chat Sender)."""
+
+    @property
+    def openid(self) -> str | None: ...
+
+
 def tell_person(
-    session: Session, person: Person, text: str, now: datetime, dedupe_key: str, case: Case | None = None
+    session: Session, person: Reachable, text: str, now: datetime, dedupe_key: str, case: Case | None = None
 ) -> bool:
     """A message to one resident or staff member on the official account; False when they cannot be reached."""
     if not person.openid:

@@ -1,4 +1,5 @@
-"""People and their credentials: staff accounts, passwords, API tokens, grid assignments, masked phones."""
+"""People and their credentials: staff accounts, passwords, API tokens, grid assignments, masked phones; and the
+sender of a chat message, read and written with single Core statements on the callback's hot path."""
 
 from __future__ import annotations
 
@@ -6,13 +7,19 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from handlers.errors import InvalidInput, NotFound
 from models import ApiToken, Grid, Person, PersonGrid
+from models.db import execute_core, insert_id
 from models.people import ROLES
+from models.types import table_of
 
 _PHONE = re.compile(r"^1\d{10}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -136,3 +143,74 @@ def grid_codes_served(session: Session, person: Person) -> list[str]:
         select(Grid.code).join(PersonGrid, col(PersonGrid.grid_id) == Grid.id).where(PersonGrid.person_id == person.id)
     ).all()
     return sorted(rows)
+
+
+# ---------------------------------------------------------------------------- the sender of a chat message
+
+
+@dataclass
+class Sender:
+    """Who sent a chat message: the columns of `people` the conversation reads, as plain values.
+
+    Built from one row (see handlers/intake.py, which reads it together with the open draft); changes are
+    written at once with one UPDATE each, never through an ORM object and a flush.
+    """
+
+    id: int
+    openid: str | None  # None only for people who never wrote to the official account (mini-program users)
+    name: str
+    roles: list[str]
+    home_grid_id: int | None
+    subscribed: bool
+    last_interaction_at: datetime | None
+
+
+PEOPLE = table_of(Person)
+SENDER_COLUMNS = (
+    PEOPLE.c.id,
+    PEOPLE.c.name,
+    PEOPLE.c.roles,
+    PEOPLE.c.home_grid_id,
+    PEOPLE.c.subscribed,
+    PEOPLE.c.last_interaction_at,
+)
+_INSERT_SENDER = insert(PEOPLE)
+_TOUCH_SENDER = update(PEOPLE).where(PEOPLE.c.id == bindparam("person_id")).values(last_interaction_at=bindparam("at"))
+_SUBSCRIBE_SENDER = (
+    update(PEOPLE).where(PEOPLE.c.id == bindparam("person_id")).values(subscribed=bindparam("subscribed"))
+)
+
+
+def sender_from_row(openid: str | None, row: Sequence[Any]) -> Sender:
+    """`row` starts with the values of SENDER_COLUMNS, in that order."""
+    person_id, name, roles, home_grid_id, subscribed, last_interaction_at = row[: len(SENDER_COLUMNS)]
+    return Sender(person_id, openid, name, list(roles or []), home_grid_id, bool(subscribed), last_interaction_at)
+
+
+def new_sender(session: Session, openid: str, now: datetime) -> Sender:
+    """A first message from this openid: the person is a resident from now on."""
+    person_id = insert_id(
+        session,
+        _INSERT_SENDER,
+        {
+            "openid": openid,
+            "name": "",
+            "roles": ["resident"],
+            "active": True,
+            "subscribed": False,
+            "created_at": now,
+            "last_interaction_at": now,
+        },
+    )
+    return Sender(person_id, openid, "", ["resident"], None, False, now)
+
+
+def touch_sender(session: Session, sender: Sender, now: datetime) -> None:
+    """Record when the person last wrote to us (the 48-hour customer-service window is counted from it)."""
+    execute_core(session, _TOUCH_SENDER, {"person_id": sender.id, "at": now})
+    sender.last_interaction_at = now
+
+
+def set_subscribed(session: Session, sender: Sender, subscribed: bool) -> None:
+    execute_core(session, _SUBSCRIBE_SENDER, {"person_id": sender.id, "subscribed": subscribed})
+    sender.subscribed = subscribed

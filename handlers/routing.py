@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from handlers.grids import GridIndex
-from models import Grid, Person, Report
+from models import Grid, Report
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Placement:
     reason: str | None = None  # why nothing was found, for the operators' queue
 
 
-def place_report(session: Session, report: Report, index: GridIndex, person: Person | None) -> Placement:
+def place_report(session: Session, report: Report, index: GridIndex, home_grid_id: int | None) -> Placement:
     if report.lng is not None and report.lat is not None:
         chain = index.locate(report.lng, report.lat, report.crs)
         if chain:
@@ -27,6 +27,6 @@ def place_report(session: Session, report: Report, index: GridIndex, person: Per
     named = index.match_names(" ".join(filter(None, [report.text, report.address])))
     if named is not None:
         return Placement(session.get(Grid, named.id), "gazetteer")
-    if person is not None and person.home_grid_id is not None:
-        return Placement(session.get(Grid, person.home_grid_id), "home")
+    if home_grid_id is not None:
+        return Placement(session.get(Grid, home_grid_id), "home")
     return Placement(None, "none", "no location and no known place name")

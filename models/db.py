@@ -16,8 +16,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, Executable, event, text
+from sqlalchemy.engine import CursorResult, make_url
 from sqlmodel import Session, create_engine
 
 import models  # noqa: F401  (registers the tables)
@@ -57,6 +57,22 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 5000, po
 
 def new_session(engine: Engine) -> Session:
     return Session(engine, expire_on_commit=False)
+
+
+def execute_core(session: Session, statement: Executable, params: Any = None) -> CursorResult[Any]:
+    """A Core statement on the session's connection, inside its current transaction or savepoint.
+
+    For hot paths that skip ORM objects: no autoflush, no identity map. The caller keeps ORM objects of the same
+    rows (if any) in step itself.
+    """
+    return session.connection().execute(statement, params)
+
+
+def insert_id(session: Session, statement: Executable, params: dict[str, Any]) -> int:
+    """Insert one row with a Core INSERT and return its new primary key (RETURNING or lastrowid)."""
+    key = execute_core(session, statement, params).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 @contextmanager
