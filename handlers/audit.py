@@ -38,6 +38,43 @@ def event_digest(case_no: str, event: CaseEvent, prev_hash: str) -> str:
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
+def chain_event(
+    case: Case,
+    *,
+    action: str,
+    from_status: str | None,
+    to_status: str,
+    actor: Actor,
+    actor_role: str,
+    now: datetime,
+    note: str = "",
+    attachments: list[Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> CaseEvent:
+    """The next event at the head of the case's chain, hashed, and the case's head moved to it. Writes nothing:
+    `append_event` adds both to the session; a case built in memory (cases.insert_new_case) is inserted with
+    its events, which get the case's id then (0 until there is one)."""
+    event = CaseEvent(
+        case_id=case.id if case.id is not None else 0,
+        seq=case.last_event_seq + 1,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        actor_id=actor.person_id,
+        actor_role=actor_role,
+        note=note,
+        attachments=attachments or [],
+        data=data or {},
+        created_at=now,
+        prev_hash=case.last_event_hash,
+        hash="",
+    )
+    event.hash = event_digest(case.case_no, event, case.last_event_hash)
+    case.last_event_seq = event.seq
+    case.last_event_hash = event.hash
+    return event
+
+
 def append_event(
     session: Session,
     case: Case,
@@ -56,25 +93,19 @@ def append_event(
     if case.id is None:
         session.flush()
     assert case.id is not None
-    event = CaseEvent(
-        case_id=case.id,
-        seq=case.last_event_seq + 1,
+    event = chain_event(
+        case,
         action=action,
         from_status=from_status,
         to_status=to_status,
-        actor_id=actor.person_id,
+        actor=actor,
         actor_role=actor_role,
+        now=now,
         note=note,
-        attachments=attachments or [],
-        data=data or {},
-        created_at=now,
-        prev_hash=case.last_event_hash,
-        hash="",
+        attachments=attachments,
+        data=data,
     )
-    event.hash = event_digest(case.case_no, event, case.last_event_hash)
     session.add(event)
-    case.last_event_seq = event.seq
-    case.last_event_hash = event.hash
     session.add(case)
     return event
 

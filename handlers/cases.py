@@ -4,38 +4,90 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_
+from sqlalchemy import bindparam, func, insert, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from handlers import texts
 from handlers.access import SYSTEM, Actor, ensure_can_see, roles_on_case
-from handlers.audit import append_event
+from handlers.audit import append_event, chain_event
 from handlers.errors import Forbidden, InvalidInput, NotFound
-from handlers.lifecycle import Status, find_transition, record_transition
+from handlers.lifecycle import Status, advance, find_transition, record_transition
 from handlers.notify import tell_person
 from handlers.sla import SlaPolicy
 from models import Case, CaseCounter, CaseEvent, Grid, Person, Report
+from models.db import execute_core, insert_id
+from models.types import table_of
 
 URGENCIES = ("normal", "urgent")
+
+
+def _counter_bump(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(CaseCounter)
+        .values(day=bindparam("day"), last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": col(CaseCounter.last) + 1})
+        .returning(col(CaseCounter.last))
+    )
+
+
+_COUNTER_BUMP = {dialect: _counter_bump(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def next_case_no(session: Session, now: datetime, zone: ZoneInfo) -> str:
     """`YYYYMMDD-NNNN` by the local calendar day; one atomic upsert, so concurrent callers never collide."""
     day = now.astimezone(zone).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(CaseCounter)
-        .values(day=day, last=1)
-        .on_conflict_do_update(index_elements=["day"], set_={"last": col(CaseCounter.last) + 1})
-        .returning(col(CaseCounter.last))
+    number = execute_core(session, _COUNTER_BUMP["postgresql" if dialect == "postgresql" else "sqlite"], {"day": day})
+    return f"{day}-{number.scalar_one():04d}"
+
+
+def new_case(
+    session: Session,
+    *,
+    report_id: int,
+    reporter_id: int | None,
+    channel: str,
+    category: str | None,
+    subcategory: str | None,
+    urgent: bool,
+    now: datetime,
+    zone: ZoneInfo,
+    actor: Actor = SYSTEM,
+    urgency: str | None = None,
+) -> tuple[Case, CaseEvent]:
+    """A numbered case in state `reported` and its first event, in memory: `open_case` adds them to the session,
+    `insert_new_case` inserts them with Core statements. Only the number is taken from the database."""
+    urgency = urgency or ("urgent" if urgent else "normal")
+    if urgency not in URGENCIES:
+        raise InvalidInput(f"urgency must be one of {', '.join(URGENCIES)}, not {urgency!r}")
+    case = Case(
+        case_no=next_case_no(session, now, zone),
+        report_id=report_id,
+        reporter_id=reporter_id,
+        status=Status.REPORTED.value,
+        category=category,
+        subcategory=subcategory,
+        urgency=urgency,
+        priority=1 if urgency == "urgent" else 0,
+        created_at=now,
+        updated_at=now,
     )
-    number = session.execute(stmt).scalar_one()
-    return f"{day}-{number:04d}"
+    first = chain_event(
+        case,
+        action="report",
+        from_status=None,
+        to_status=case.status,
+        actor=actor,
+        actor_role=_creator_role(actor),
+        now=now,
+        data={"channel": channel, "report_id": report_id},
+    )
+    return case, first
 
 
 def open_case(
@@ -51,35 +103,65 @@ def open_case(
     if report.id is None:
         session.add(report)
         session.flush()
-    urgency = urgency or ("urgent" if report.urgent else "normal")
-    if urgency not in URGENCIES:
-        raise InvalidInput(f"urgency must be one of {', '.join(URGENCIES)}, not {urgency!r}")
-    case = Case(
-        case_no=next_case_no(session, now, zone),
+    assert report.id is not None
+    case, first = new_case(
+        session,
         report_id=report.id,
         reporter_id=report.person_id,
-        status=Status.REPORTED.value,
+        channel=report.channel,
         category=report.category,
         subcategory=report.subcategory,
+        urgent=report.urgent,
+        now=now,
+        zone=zone,
+        actor=actor,
         urgency=urgency,
-        priority=1 if urgency == "urgent" else 0,
-        created_at=now,
-        updated_at=now,
     )
     session.add(case)
     session.flush()
-    append_event(
-        session,
-        case,
-        action="report",
-        from_status=None,
-        to_status=case.status,
-        actor=actor,
-        actor_role=_creator_role(actor),
-        now=now,
-        data={"channel": report.channel, "report_id": report.id},
-    )
+    assert case.id is not None
+    first.case_id = case.id
+    session.add(first)
     return case
+
+
+class GridRef(Protocol):
+    """A grid as a row (models.Grid) or as the few values routing found (handlers.routing.PlacedGrid)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def code(self) -> str: ...
+
+
+def dispatch_new_case(case: Case, grid: GridRef, now: datetime, sla: SlaPolicy, note: str) -> list[CaseEvent]:
+    """accept + dispatch by the system of a case still in memory (a clear, located report from the chat): the
+    same transitions, checks and event data as `act_on_case` gives them, without reading the case back."""
+    ensure_can_see(SYSTEM, case)
+    accept, role = find_transition(case, "accept", SYSTEM)
+    events = [advance(case, accept, SYSTEM, role, now)]
+    ensure_can_see(SYSTEM, case)
+    dispatch, role = find_transition(case, "dispatch", SYSTEM)
+    data = _dispatch_data(case, grid, None, SYSTEM, now, sla, ActionInput(grid_code=grid.code, note=note))
+    events.append(advance(case, dispatch, SYSTEM, role, now, note=note.strip(), data=data))
+    return events
+
+
+_CASES = table_of(Case)
+_EVENTS = table_of(CaseEvent)
+_INSERT_CASE = insert(_CASES)
+_INSERT_EVENTS = insert(_EVENTS)
+_CASE_COLUMNS = tuple(c.name for c in _CASES.c if c.name != "id")
+_EVENT_COLUMNS = tuple(c.name for c in _EVENTS.c if c.name != "id")
+
+
+def insert_new_case(session: Session, case: Case, events: list[CaseEvent]) -> None:
+    """Insert a case built in memory and its events: one INSERT and one executemany, no ORM flush. The objects
+    stay outside the session (read them, do not change them expecting a write)."""
+    case.id = insert_id(session, _INSERT_CASE, {name: getattr(case, name) for name in _CASE_COLUMNS})
+    for event in events:
+        event.case_id = case.id
+    execute_core(session, _INSERT_EVENTS, [{name: getattr(e, name) for name in _EVENT_COLUMNS} for e in events])
 
 
 def _creator_role(actor: Actor) -> str:
@@ -167,11 +249,24 @@ def _prepare_dispatch(
     grid = get_grid_by_code(session, params.grid_code) if params.grid_code else None
     if grid is None and case.grid_id is None:
         raise InvalidInput("dispatch needs grid_code: the case has no grid yet")
+    from_grid = _grid_code(session, case.grid_id) if grid is not None else None
+    return _dispatch_data(case, grid, from_grid, actor, now, sla, params)
+
+
+def _dispatch_data(
+    case: Case,
+    grid: GridRef | None,
+    from_grid: str | None,
+    actor: Actor,
+    now: datetime,
+    sla: SlaPolicy,
+    params: ActionInput,
+) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if grid is not None:
         if "grid_leader" in actor.roles and not actor.is_global and grid.id not in actor.grid_ids:
             raise Forbidden(f"grid {grid.code} is outside the grids this leader serves")
-        data["from_grid"] = _grid_code(session, case.grid_id)
+        data["from_grid"] = from_grid
         data["grid"] = grid.code
         case.grid_id = grid.id
     case.assignee_id = params.assignee_id

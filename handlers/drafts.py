@@ -13,14 +13,13 @@ from sqlmodel import Session
 
 from classifier.engine import Classification, Classifier
 from handlers import texts
-from handlers.access import SYSTEM
-from handlers.cases import ActionInput, act_on_case, open_case
+from handlers.cases import dispatch_new_case, insert_new_case, new_case
 from handlers.grids import GridIndex
 from handlers.notify import tell_grid, tell_person
 from handlers.people import PEOPLE, SENDER_COLUMNS, Sender, sender_from_row
-from handlers.routing import place_report
+from handlers.routing import PlacedGrid, place_report
 from handlers.sla import SlaPolicy
-from models import Case, Grid, Media, Report, ReportDraft
+from models import Case, Media, Report, ReportDraft
 from models.db import execute_core, insert_id
 from models.types import table_of
 
@@ -79,6 +78,7 @@ _CLOSE_DRAFT = (
     .where(DRAFTS.c.id == bindparam("draft_id"))
     .values(status=bindparam("status"), case_id=bindparam("case_id"), updated_at=bindparam("updated_at"))
 )
+_INSERT_REPORT = insert(table_of(Report))
 _MEDIA = table_of(Media)
 _INSERT_MEDIA = insert(_MEDIA)
 _COUNT_IMAGES = select(func.count()).where(_MEDIA.c.id.in_(bindparam("ids", expanding=True)), _MEDIA.c.kind == "image")
@@ -212,55 +212,75 @@ def submit_draft(
     """Classify, store the Report, open the case, and dispatch it when grid and class are both clear.
 
     `classified`: the caller's result for exactly this text (a one-message report), so it is not classified twice.
+    The case and its events are built in memory by the lifecycle's own functions and inserted at the end, one
+    statement per table, so a submission costs a handful of statements and no ORM flush.
     """
     text = "\n".join([*draft.texts, *draft.voice_transcripts]).strip()
     reuse = classified is not None and classified.text.strip() == text
     result = classified if classified is not None and reuse else ctx.classifier.classify(text)
     subcategory = result.subcategory if result.is_report else "H08"
-    report = Report(
-        person_id=sender.id,
+    report_text = "\n".join(draft.texts)
+    transcript = "\n".join(draft.voice_transcripts) or None
+    report_id = insert_id(
+        session,
+        _INSERT_REPORT,
+        {
+            "person_id": sender.id,
+            "channel": draft.channel,
+            "text": report_text,
+            "voice_transcript": transcript,
+            "lng": draft.lng,
+            "lat": draft.lat,
+            "crs": "gcj02",
+            "address": draft.address,
+            "place_hint": result.place_hint.to_dict(),
+            "is_report": result.is_report,
+            "category": subcategory[0] if subcategory else None,
+            "subcategory": subcategory,
+            "confidence": result.confidence,
+            "urgent": result.urgent,
+            "keywords": result.keywords,
+            "alternatives": [{"subcategory": a.subcategory, "score": a.score} for a in result.alternatives],
+            "created_at": now,
+        },
+    )
+    if draft.media_ids:
+        execute_core(session, _ATTACH_MEDIA, {"ids": draft.media_ids, "report_id": report_id})
+    case, first = new_case(
+        session,
+        report_id=report_id,
+        reporter_id=sender.id,
         channel=draft.channel,
-        text="\n".join(draft.texts),
-        voice_transcript="\n".join(draft.voice_transcripts) or None,
+        category=subcategory[0] if subcategory else None,
+        subcategory=subcategory,
+        urgent=result.urgent,
+        now=now,
+        zone=ctx.zone,
+    )
+    events = [first]
+    placement = place_report(
+        session,
+        ctx.grid_index(),
         lng=draft.lng,
         lat=draft.lat,
         crs="gcj02",
+        text=report_text,
         address=draft.address,
-        place_hint=result.place_hint.to_dict(),
-        is_report=result.is_report,
-        category=subcategory[0] if subcategory else None,
-        subcategory=subcategory,
-        confidence=result.confidence,
-        urgent=result.urgent,
-        keywords=result.keywords,
-        alternatives=[{"subcategory": a.subcategory, "score": a.score} for a in result.alternatives],
-        created_at=now,
+        home_grid_id=sender.home_grid_id,
     )
-    session.add(report)
-    session.flush()
-    if draft.media_ids:
-        execute_core(session, _ATTACH_MEDIA, {"ids": draft.media_ids, "report_id": report.id})
-    case = open_case(session, report, now, ctx.zone)
-    placement = place_report(session, report, ctx.grid_index(), sender.home_grid_id)
     confident = result.is_report and result.confidence >= ctx.review_below
-    if placement.grid is not None and confident:
-        act_on_case(session, case.case_no, "accept", SYSTEM, now, ctx.sla)
-        act_on_case(
-            session,
-            case.case_no,
-            "dispatch",
-            SYSTEM,
-            now,
-            ctx.sla,
-            ActionInput(grid_code=placement.grid.code, note=f"located by {placement.method}"),
-        )
-        notify_dispatched(session, case, report, placement.grid, ctx, now)
+    dispatched_to = placement.grid if placement.grid is not None and confident else None
+    if dispatched_to is not None:
+        events += dispatch_new_case(case, dispatched_to, now, ctx.sla, note=f"located by {placement.method}")
     else:
         case.needs_review = True
         case.review_reason = placement.reason or "classifier confidence below the review threshold"
         if placement.grid is not None:
             case.grid_id = placement.grid.id  # a suggestion for the operator
-        session.add(case)
+    insert_new_case(session, case, events)
+    if dispatched_to is not None:
+        card_text = (report_text or transcript or "")[:80]
+        notify_dispatched(session, case, dispatched_to, draft.address, card_text, ctx, now)
     close_draft(session, draft, "submitted", now, case_id=case.id)
     name = ctx.classifier.taxonomy.name_of(subcategory)
     reply = texts.submitted(case.case_no, name, case.urgency == "urgent", case.needs_review)
@@ -268,15 +288,21 @@ def submit_draft(
 
 
 def notify_dispatched(
-    session: Session, case: Case, report: Report, grid: Grid, ctx: IntakeContext, now: datetime
+    session: Session,
+    case: Case,
+    grid: PlacedGrid,
+    address: str | None,
+    text: str,
+    ctx: IntakeContext,
+    now: datetime,
 ) -> None:
     deadline = texts.fmt_time(case.accept_deadline, ctx.zone) if case.accept_deadline else "—"
     card = texts.group_card(
         case.case_no,
         ctx.classifier.taxonomy.name_of(case.subcategory),
         case.urgency == "urgent",
-        report.address or grid.name,
-        (report.text or report.voice_transcript or "")[:80],
+        address or grid.name,
+        text,
         deadline,
         f"{ctx.public_base_url.rstrip('/')}/m/cases/{case.case_no}",
         None,

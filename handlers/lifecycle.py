@@ -15,9 +15,9 @@ from typing import Any
 from sqlmodel import Session
 
 from handlers.access import Actor, roles_on_case
-from handlers.audit import append_event
+from handlers.audit import chain_event
 from handlers.errors import Forbidden, InvalidInput, InvalidTransition
-from models import Case
+from models import Case, CaseEvent
 
 
 class Status(StrEnum):
@@ -183,6 +183,41 @@ def apply_transition(
     return record_transition(session, case, transition, actor, role, now, note=note, attachments=attachments, data=data)
 
 
+def advance(
+    case: Case,
+    transition: Transition,
+    actor: Actor,
+    role: str,
+    now: datetime,
+    *,
+    note: str = "",
+    attachments: list[Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> CaseEvent:
+    """Apply a transition already found by `find_transition` to the case in memory → its event, chained but not
+    stored (record_transition stores both; a new case in memory is inserted with its events)."""
+    if transition.needs_note and not note.strip():
+        raise InvalidInput(f"{transition.action} needs a note saying why")
+    from_status = case.status
+    case.status = transition.target.value
+    stamp = STATE_TIMESTAMPS.get(transition.target)
+    if stamp:
+        setattr(case, stamp, now)
+    case.updated_at = now
+    return chain_event(
+        case,
+        action=transition.action,
+        from_status=from_status,
+        to_status=case.status,
+        actor=actor,
+        actor_role=role,
+        now=now,
+        note=note,
+        attachments=attachments or [],
+        data=data or {},
+    )
+
+
 def record_transition(
     session: Session,
     case: Case,
@@ -198,23 +233,9 @@ def record_transition(
     """Apply a transition already found by `find_transition` and append its event."""
     if transition.needs_note and not note.strip():
         raise InvalidInput(f"{transition.action} needs a note saying why")
-    from_status = case.status
-    case.status = transition.target.value
-    stamp = STATE_TIMESTAMPS.get(transition.target)
-    if stamp:
-        setattr(case, stamp, now)
-    case.updated_at = now
-    append_event(
-        session,
-        case,
-        action=transition.action,
-        from_status=from_status,
-        to_status=case.status,
-        actor=actor,
-        actor_role=role,
-        now=now,
-        note=note,
-        attachments=attachments or [],
-        data=data or {},
-    )
+    if case.id is None:
+        session.flush()
+    event = advance(case, transition, actor, role, now, note=note, attachments=attachments, data=data)
+    session.add(event)
+    session.add(case)
     return case

@@ -8,7 +8,16 @@ from typing import Any, Protocol
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models import Case, Grid, OutboxMessage
+from models import Case, OutboxMessage
+from models.db import execute_core
+
+
+def _owe(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
+
+
+_OWE = {dialect: _owe(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def enqueue(
@@ -23,21 +32,20 @@ def enqueue(
 ) -> None:
     """Owe one message. The same dedupe key twice is one message: a retried handler cannot post twice."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(OutboxMessage)
-        .values(
-            channel=channel,
-            target=target,
-            payload=payload,
-            dedupe_key=dedupe_key,
-            case_id=case_id,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    execute_core(
+        session,
+        _OWE["postgresql" if dialect == "postgresql" else "sqlite"],
+        {
+            "channel": channel,
+            "target": target,
+            "payload": payload,
+            "dedupe_key": dedupe_key,
+            "case_id": case_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     )
 
 
@@ -69,8 +77,15 @@ def tell_person(
     return True
 
 
+class GroupReachable(Protocol):
+    """A grid as a row (models.Grid) or as routing placed it (handlers.routing.PlacedGrid)."""
+
+    @property
+    def channel(self) -> dict[str, Any] | None: ...
+
+
 def tell_grid(
-    session: Session, grid: Grid, markdown: str, now: datetime, dedupe_key: str, case: Case | None = None
+    session: Session, grid: GroupReachable, markdown: str, now: datetime, dedupe_key: str, case: Case | None = None
 ) -> bool:
     """A post to the grid's work group through its channel; False when the grid has none configured."""
     channel = grid.channel or {}

@@ -9,16 +9,20 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 from wechatpy import parse_message
 
 from bot.app import create_app
 from bot.config import Settings
 from bot.ingest import Job, process_batch
+from bot.sla import sla_policy
 from bot.wechat import dedupe_key, to_inbound
 from handlers import intake, texts
+from handlers.access import SYSTEM
+from handlers.audit import verify_chains
+from handlers.cases import ActionInput, act_on_case, open_case
 from handlers.geo import wgs84_to_gcj02
-from models import Case, InboundMessage, Media, OutboxMessage, Person, ReportDraft
+from models import Case, CaseEvent, InboundMessage, Media, OutboxMessage, Person, Report, ReportDraft
 from models.db import new_session, session_scope
 from tests.conftest import FakeClock
 from tests.factories import make_district
@@ -156,3 +160,54 @@ def test_nothing_is_answered_before_the_batch_is_committed(state: Any, engine: E
     assert all(j.future.done() for j in jobs)
     with engine.connect() as conn:  # another connection sees every answered message
         assert conn.exec_driver_sql("select count(*) from inbound_messages").scalar() == 5
+
+
+def _case_and_history(engine: Engine, case_no: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The columns of a case and its events that do not depend on ids, numbers or the chain's hashes."""
+    with new_session(engine) as session:
+        case = session.exec(select(Case).where(Case.case_no == case_no)).one()
+        events = session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.seq)))
+        row = case.model_dump(exclude={"id", "case_no", "report_id", "last_event_hash"})
+        history = [
+            {
+                **e.model_dump(exclude={"id", "case_id", "hash", "prev_hash"}),
+                "data": {k: v for k, v in e.data.items() if k != "report_id"},
+            }
+            for e in events.all()
+        ]
+        return row, history
+
+
+def test_a_case_the_chat_opens_and_dispatches_matches_one_made_through_act_on_case(
+    state: Any, engine: Engine, clock: FakeClock
+) -> None:
+    """The writer builds the case and its events in memory and inserts them; the result is what the lifecycle
+    gives through the ORM path the staff API uses, event for event, and its hash chain verifies."""
+    (reply,) = run(state, [text("oA", "幸福小区3号楼门口的井盖丢了")])
+    assert reply is not None and "编号 20261122-0001" in reply
+    sla = sla_policy(state.settings)
+    with session_scope(engine) as session:
+        stored = session.get(Report, session.exec(select(Case)).one().report_id)
+        assert stored is not None
+        report = Report(**stored.model_dump(exclude={"id"}))
+        case = open_case(session, report, clock(), state.settings.zone)
+        act_on_case(session, case.case_no, "accept", SYSTEM, clock(), sla)
+        dispatch = ActionInput(grid_code="B", note="located by gazetteer")
+        act_on_case(session, case.case_no, "dispatch", SYSTEM, clock(), sla, dispatch)
+    chat_row, chat_history = _case_and_history(engine, "20261122-0001")
+    api_row, api_history = _case_and_history(engine, "20261122-0002")
+    assert chat_row == api_row and chat_row["status"] == "dispatched"
+    assert chat_history == api_history and [e["action"] for e in chat_history] == ["report", "accept", "dispatch"]
+    with new_session(engine) as session:
+        assert verify_chains(session) == (2, [])
+
+
+def test_a_report_that_cannot_be_placed_waits_for_review_with_the_reason(state: Any, engine: Engine) -> None:
+    replies = run(state, [text("oA", "路边的井盖被偷了"), text("oA", "提交")])
+    assert replies[1] is not None and "编号 20261122-0001" in replies[1]
+    (case,) = rows(engine, Case)
+    assert (case.status, case.needs_review, case.grid_id) == ("reported", True, None)
+    assert case.review_reason == "no location and no known place name"
+    assert rows(engine, OutboxMessage) == []
+    with new_session(engine) as session:
+        assert verify_chains(session) == (1, [])
