@@ -25,10 +25,25 @@ import models  # noqa: F401  (registers the tables)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
+def _plain_savepoints(engine: Engine) -> Engine:
+    """SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT sent as the plain strings SQLAlchemy would compile.
+
+    SQLAlchemy builds and compiles a new clause object for each of them (they are not in its statement cache),
+    ~70 µs a pair here; the callback's writer takes one savepoint per message. Names are its own sa_savepoint_N.
+    """
+    dialect: Any = engine.dialect
+    dialect.do_savepoint = lambda conn, name: conn.exec_driver_sql(f"SAVEPOINT {name}")
+    dialect.do_release_savepoint = lambda conn, name: conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+    dialect.do_rollback_to_savepoint = lambda conn, name: conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+    return engine
+
+
 def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 5000, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+        return _plain_savepoints(
+            create_engine(url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +67,7 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 5000, po
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    return engine
+    return _plain_savepoints(engine)
 
 
 def new_session(engine: Engine) -> Session:
