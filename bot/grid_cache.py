@@ -5,11 +5,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import func, select
+from sqlmodel import Session
 
 from handlers.grids import GridIndex
 from models import Grid
+from models.db import execute_core
+from models.types import table_of
+
+_GRIDS = table_of(Grid)
+# Built once: the writer checks it once per batch.
+_SIGNATURE = select(func.count(_GRIDS.c.id), func.max(_GRIDS.c.updated_at))
 
 
 class GridIndexCache:
@@ -19,7 +25,7 @@ class GridIndexCache:
         self._index: GridIndex | None = None
 
     def get(self, session: Session) -> GridIndex:
-        signature = tuple(session.exec(select(func.count(Grid.id), func.max(Grid.updated_at))).one())
+        signature = tuple(execute_core(session, _SIGNATURE).one())
         with self._lock:
             if self._index is None or signature != self._signature:
                 self._index = GridIndex.from_session(session)
