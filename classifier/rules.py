@@ -11,6 +11,7 @@ Layout of a rules folder (see docs/classifier.md):
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,14 +107,21 @@ class _Reader:
             self.problems.append(f"{self.path}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})")
             return None
 
-    def items(self, node: Node, what: str) -> Iterator[tuple[ScalarNode, Node]]:
+    def items(self, node: Node, what: str, unique: bool = True) -> Iterator[tuple[ScalarNode, Node]]:
+        """The pairs of a mapping. YAML lets a repeated key silently replace the first one; here it is an error
+        (unless the caller reports repeats in its own words, as keyword lists do)."""
         if not isinstance(node, MappingNode):
             self.error(node, f"{what} must be a mapping")
             return
+        seen: dict[str, int] = {}
         for key, value in node.value:
             if not isinstance(key, ScalarNode) or not key.value.strip():
                 self.error(key, f"{what}: keys must be non-empty words")
                 continue
+            if unique and key.value in seen:
+                self.error(key, f"{what}: '{key.value}' appears twice (first at line {seen[key.value]}); merge them")
+                continue
+            seen.setdefault(key.value, key.start_mark.line + 1)
             yield key, value
 
     def strings(self, node: Node, what: str) -> list[tuple[str, Node]]:
@@ -193,7 +201,8 @@ def _read_common(reader: _Reader, rules: RuleSet, taxonomy: Taxonomy) -> None:
                 compiled = []
                 for pattern, node in reader.strings(patterns, f"nonreport.{kind.value}"):
                     try:
-                        compiled.append(re.compile(pattern))
+                        # The text is NFKC-normalised before matching (，→ ,), so the pattern is too.
+                        compiled.append(re.compile(unicodedata.normalize("NFKC", pattern)))
                     except re.error as exc:
                         reader.error(node, f"{name}.{kind.value}: malformed pattern {pattern!r} ({exc})")
                 target[kind.value] = compiled
@@ -252,7 +261,7 @@ def _read_subcategory(reader: _Reader, code: str, body: Node, rules: RuleSet) ->
     for section, value in reader.items(body, code):
         name = section.value
         if name in ("keywords", "tokens"):
-            for word, weight_node in reader.items(value, f"{code}.{name}"):
+            for word, weight_node in reader.items(value, f"{code}.{name}", unique=False):
                 weight = reader.number(weight_node, f"{code} keyword '{word.value}'", 0, MAX_WEIGHT)
                 if weight is not None:
                     rules.keywords.append(

@@ -44,6 +44,12 @@ def test_a_malformed_pattern_is_named(tmp_path: Path) -> None:
     assert any("_common.yaml:3" in p and "malformed pattern" in p for p in found), found
 
 
+def test_a_repeated_pattern_kind_is_refused_instead_of_silently_replacing_the_first(tmp_path: Path) -> None:
+    common = "nonreport_always:\n  ad:\n    - '加微信'\n  forward:\n    - '阅读原文'\n  ad:\n    - '详询'\n"
+    found = problems(tmp_path, {"_common.yaml": common})
+    assert any("_common.yaml:6" in p and "'ad' appears twice (first at line 2)" in p for p in found), found
+
+
 def test_a_keyword_claimed_by_two_subcategories_names_both_places(tmp_path: Path) -> None:
     found = problems(
         tmp_path,
@@ -81,6 +87,10 @@ def test_a_shared_declaration_allows_two_claims(tmp_path: Path) -> None:
         ),
         ("category: D\nsubcategories:\n  D01:\n    kewords:\n      井盖: 4\n", "unknown section 'kewords'"),
         ("category: D\nsubcategories:\n  D01:\n    keywords:\n      井盖: 4\n      井盖: 3\n", "listed twice"),
+        (
+            "category: D\nsubcategories:\n  D01:\n    keywords:\n      井盖: 4\n  D01:\n    keywords:\n      窨井: 4\n",
+            "D.yaml:6: subcategories: 'D01' appears twice (first at line 3)",
+        ),
         ("category: E\nsubcategories: {}\n", "does not match the file name"),
         ("category: D\nsubcategories:\n  D01: [井盖\n", "not valid YAML"),
     ],
