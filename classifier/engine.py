@@ -15,6 +15,7 @@ import tempfile
 import unicodedata
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,7 @@ class Classifier:
                 self._score_word(token, [span], token_subs, found, negated, scores, matched)
         candidates = [combo for word in found if word in self._combos_by_word for combo in self._combos_by_word[word]]
         for combo in candidates:
-            if _combo_holds(combo.words, combo.within, found, starts, negated):
+            if _combo_holds(combo.words, combo.within, self._live_spans(combo.subcategory, found, negated), starts):
                 scores[combo.subcategory] += combo.weight
                 matched[combo.subcategory].append("+".join(combo.words))
 
@@ -219,8 +220,28 @@ class Classifier:
                 scores[code] += weight * (1 + 0.25 * min(count - 1, 2))
                 matched[code].append(word)
 
+    def _live_spans(
+        self, code: str, found: dict[str, list[tuple[int, int]]], negated: list[tuple[int, int]]
+    ) -> Callable[[str], list[tuple[int, int]]]:
+        """Where a combo word counts for `code`: not negated, not inside one of its exclusion contexts."""
+
+        def spans(word: str) -> list[tuple[int, int]]:
+            contexts = self._excludes.get((code, word), []) + self._excludes.get(("*", word), [])
+            return [
+                span
+                for span in found.get(word, ())
+                if not _inside_any(span, negated)
+                and not (contexts and any(_inside_any(span, found.get(c, ())) for c in contexts))
+            ]
+
+        return spans
+
     def _negated_spans(self, norm: str, found: dict[str, list[tuple[int, int]]]) -> list[tuple[int, int]]:
-        """From a negation cue to the end of its clause: 不是噪音问题，是楼上漏水 negates only 噪音."""
+        """From a negation cue to the end of its clause: 不是噪音问题，是楼上漏水 negates only 噪音.
+
+        Two shapes negate less: the contrast 不是丢了是被抢了 ends at its 是 (被抢 counts), and a rhetorical
+        question 不是禁渔吗？ denies nothing.
+        """
         spans = []
         exceptions = [span for word in self._negation_exceptions for span in found.get(word, ())]
         for cue in self._negations:
@@ -230,7 +251,10 @@ class Classifier:
                 stop = end
                 while stop < len(norm) and norm[stop] not in self._breaks:
                     stop += 1
-                spans.append((end, stop))
+                if _is_question(norm, end, stop):
+                    continue
+                contrast = norm.find("是", end + 1, stop)
+                spans.append((end, contrast if contrast != -1 else stop))
         return spans
 
     def _always_nonreport(self, norm: str, found: dict[str, list[tuple[int, int]]]) -> str | None:
@@ -325,6 +349,12 @@ def _teach_keywords(tokenizer: jieba.Tokenizer, rules: RuleSet) -> None:
             tokenizer.add_word(word)
 
 
+def _is_question(norm: str, start: int, stop: int) -> bool:
+    """A clause that ends in 吗/嘛 or a question mark: 不是…吗 asks, it does not deny."""
+    clause = norm[start:stop].rstrip()
+    return clause.endswith(("吗", "嘛")) or (stop < len(norm) and norm[stop] == "?")
+
+
 def _token_starts(tokens: list[str]) -> list[int]:
     starts, position = [], 0
     for token in tokens:
@@ -341,13 +371,12 @@ def _inside_any(span: tuple[int, int], outer: Any) -> bool:
 def _combo_holds(
     words: tuple[str, ...],
     within: int,
-    found: dict[str, list[tuple[int, int]]],
+    live_spans: Callable[[str], list[tuple[int, int]]],
     starts: list[int],
-    negated: list[tuple[int, int]],
 ) -> bool:
     positions: list[list[int]] = []
     for word in words:
-        spans = [s for s in found.get(normalise(word), ()) if not _inside_any(s, negated)]
+        spans = live_spans(normalise(word))
         if not spans:
             return False
         positions.append([bisect_right(starts, s[0]) - 1 for s in spans])

@@ -149,3 +149,40 @@ def test_a_stove_that_will_not_light_is_not_an_urgent_fire(model: Classifier) ->
     assert model.classify("楼道里着火了").urgent
     stove = model.classify("停水了，热水器也打不着火")
     assert stove.subcategory == "D05" and not stove.urgent
+
+
+def test_a_contrast_ends_the_negation_at_its_shi(model: Classifier) -> None:
+    # 不是A是B: A is denied, B is what happened
+    result = model.classify("不是噪音是楼上漏水渗到我家")
+    assert result.subcategory == "A01"
+    assert "噪音" not in result.keywords and "漏水" in result.keywords
+
+
+def test_a_rhetorical_question_denies_nothing(model: Classifier) -> None:
+    assert model.classify("这不是着火了吗？快来人").subcategory == "C01"
+    assert model.classify("这不是着火了吗").subcategory == "C01"
+
+
+def test_patterns_match_the_normalised_text_so_a_comma_still_ends_a_clause(tmp_path: Path) -> None:
+    rules = fixture_rules(tmp_path / "rules")
+    common = rules / "_common.yaml"
+    lottery = "nonreport_always:\n  lottery:\n    - '彩票[^，。]{0,10}私'\n"
+    common.write_text(common.read_text(encoding="utf-8").replace("nonreport_always:\n", lottery, 1), encoding="utf-8")
+    local = Classifier.load(rules_dir=rules, cache_dir=tmp_path / "jieba")
+    assert local.classify("彩票兼职私聊").reason == "lottery"
+    # the full-width comma becomes "," under NFKC; the pattern's [^，] is normalised the same way and stops there
+    assert local.classify("楼下开了家彩票店，老板私下收码，井盖也被偷了").reason != "lottery"
+
+
+def test_a_combo_word_inside_its_exclusion_context_does_not_count(tmp_path: Path) -> None:
+    rules = fixture_rules(tmp_path / "rules")
+    d_rules = rules / "D.yaml"
+    d_rules.write_text(
+        d_rules.read_text(encoding="utf-8").replace(
+            "        weight: 3\n", "        weight: 3\n    exclude:\n      没了: [没了吗]\n", 1
+        ),
+        encoding="utf-8",
+    )
+    local = Classifier.load(rules_dir=rules, cache_dir=tmp_path / "jieba")
+    assert local.classify("楼下那个盖子没了").subcategory == "D01"
+    assert local.classify("楼下那个盖子没了吗").subcategory != "D01"
