@@ -186,3 +186,28 @@ def test_a_combo_word_inside_its_exclusion_context_does_not_count(tmp_path: Path
     local = Classifier.load(rules_dir=rules, cache_dir=tmp_path / "jieba")
     assert local.classify("楼下那个盖子没了").subcategory == "D01"
     assert local.classify("楼下那个盖子没了吗").subcategory != "D01"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("【停水通知】因管网维修，幸福里小区12月5日停水，请提前储水。特此通知。", "forward"),
+        ("通知 各位村民：村委会本月15日召开村民代表大会", "forward"),
+        ("转发一下，说是今晚井盖要统一更换", "forward"),
+        ("燃气灶维修清洗 价格透明 随叫随到 电话同微信", "ad"),
+        ("我要投诉！", "vague"),
+        ("有个事想找你们", "vague"),
+        ("不用了已经好了谢谢", "conversation"),
+        ("匿名反映可以吗？", "howto"),
+        ("新年快乐！祝网格员们身体健康", "greeting"),
+    ],
+)
+def test_notices_ads_empty_requests_and_replies_are_not_reports(model: Classifier, text: str, reason: str) -> None:
+    result = model.classify(text)
+    assert (result.is_report, result.reason) == (False, reason)
+
+
+def test_a_resident_describing_a_scam_by_private_message_is_not_an_ad(model: Classifier) -> None:
+    # 私信我 at the end of an ad is an ad; a resident telling how a scammer messaged them is not
+    assert model.classify("有需要的私信我").reason == "ad"
+    assert model.classify("有人在抖音上私信我，说能退款，让我先转账").reason != "ad"
