@@ -76,7 +76,7 @@ _UPDATE_DRAFT = (
 _CLOSE_DRAFT = (
     update(DRAFTS)
     .where(DRAFTS.c.id == bindparam("draft_id"))
-    .values(status=bindparam("status"), case_id=bindparam("case_id"), updated_at=bindparam("updated_at"))
+    .values({name: bindparam(name) for name in (*_DRAFT_VALUES, "status", "case_id")})
 )
 _INSERT_REPORT = insert(table_of(Report))
 _MEDIA = table_of(Media)
@@ -122,15 +122,16 @@ def save_draft(session: Session, draft: Draft) -> None:
 
 
 def close_draft(session: Session, draft: Draft, status: str, now: datetime, case_id: int | None = None) -> None:
-    """submitted (with the case it became) | cancelled. A draft never saved (a one-message report) is inserted
-    as it ends, so every report still has its draft row."""
+    """submitted (with the case it became) | cancelled, written with what the draft holds now (the message that
+    closes it may have added to it). A draft never saved (a one-message report) is inserted as it ends, so
+    every report still has its draft row."""
     draft.updated_at = now
+    values = {name: getattr(draft, name) for name in _DRAFT_VALUES}
     if draft.id is None:
-        values = {name: getattr(draft, name) for name in _DRAFT_VALUES}
         row = {**values, "person_id": draft.person_id, "channel": draft.channel, "created_at": draft.created_at}
         draft.id = insert_id(session, _INSERT_DRAFT, {**row, "status": status, "case_id": case_id})
         return
-    execute_core(session, _CLOSE_DRAFT, {"draft_id": draft.id, "status": status, "case_id": case_id, "updated_at": now})
+    execute_core(session, _CLOSE_DRAFT, {**values, "draft_id": draft.id, "status": status, "case_id": case_id})
 
 
 def add_text(draft: Draft, text: str, now: datetime) -> None:

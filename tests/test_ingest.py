@@ -211,3 +211,13 @@ def test_a_report_that_cannot_be_placed_waits_for_review_with_the_reason(state: 
     assert rows(engine, OutboxMessage) == []
     with new_session(engine) as session:
         assert verify_chains(session) == (1, [])
+
+
+def test_a_clear_report_that_completes_a_draft_is_kept_in_the_draft_it_submits(state: Any, engine: Engine) -> None:
+    replies = run(state, [text("oA", "路边的井盖被偷了"), text("oA", "幸福小区3号楼门口的井盖也丢了")])
+    assert replies[1] is not None and "编号 20261122-0001" in replies[1]
+    (draft,) = rows(engine, ReportDraft)
+    assert draft.status == "submitted"
+    assert draft.texts == ["路边的井盖被偷了", "幸福小区3号楼门口的井盖也丢了"]
+    (report,) = rows(engine, Report)
+    assert report.text == "路边的井盖被偷了\n幸福小区3号楼门口的井盖也丢了"
