@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -16,6 +17,8 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
+
+from handlers.worktime import work_calendar
 
 ENV_PREFIX = "GRIDBOT_"
 CONFIG_ENV = "GRIDBOT_CONFIG"  # path of the config file; not a setting itself
@@ -94,7 +97,20 @@ class UrgencyMinutes(_Section):
 
 class SlaSettings(_Section):
     accept_minutes: UrgencyMinutes = UrgencyMinutes(urgent=15, normal=30)
-    resolve_hours: UrgencyMinutes = UrgencyMinutes(urgent=24, normal=72)
+    resolve_hours: UrgencyMinutes = UrgencyMinutes(urgent=24, normal=40)
+    # Office hours on working days; normal cases count their deadlines in this time, urgent ones in clock time.
+    work_hours: list[str] = ["09:00-12:00", "13:00-18:00"]
+    # Days the installed chinesecalendar does not know yet (next year's schedule, a local holiday).
+    extra_holidays: list[date] = []
+    extra_workdays: list[date] = []
+
+    @field_validator("work_hours")
+    @classmethod
+    def _office_hours(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one office-hours window is needed")
+        work_calendar(ZoneInfo("Asia/Shanghai"), value)  # raises ValueError naming the bad window
+        return value
 
 
 class ClassifierSettings(_Section):

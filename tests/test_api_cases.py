@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -183,12 +185,26 @@ def test_desk_intake_and_filters(http: httpx.Client, tokens: Tokens, case_no: st
 
 def test_overdue_filter_follows_the_clock(http: httpx.Client, tokens: Tokens, case_no: str, clock: FakeClock) -> None:
     act(http, tokens.operator, case_no, "accept")
-    act(http, tokens.operator, case_no, "dispatch", grid_code="A")
+    dispatched = act(http, tokens.operator, case_no, "dispatch", grid_code="A").json()["case"]
     h = auth(tokens.operator)
+    due = datetime.fromisoformat(dispatched["accept_deadline"])
+    assert due > clock()
+    clock.now = due - timedelta(minutes=1)
     assert http.get("/api/v1/cases", params={"overdue": True}, headers=h).json()["total"] == 0
-    clock.advance(minutes=31)
+    clock.now = due + timedelta(minutes=1)
     listed = http.get("/api/v1/cases", params={"overdue": True}, headers=h).json()
     assert listed["total"] == 1 and listed["items"][0]["overdue"] is True
+
+
+def test_a_normal_case_dispatched_on_a_sunday_is_due_on_monday_morning(
+    http: httpx.Client, tokens: Tokens, case_no: str, clock: FakeClock
+) -> None:
+    # the test clock starts on Sunday 22 Nov 2026, 10:00 in Beijing; normal cases count working time
+    act(http, tokens.operator, case_no, "accept")
+    dispatched = act(http, tokens.operator, case_no, "dispatch", grid_code="A").json()["case"]
+    assert dispatched["urgency"] == "normal"
+    due = datetime.fromisoformat(dispatched["accept_deadline"])
+    assert due == datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 def test_password_login_and_logout(http: httpx.Client, engine: Engine) -> None:
