@@ -13,11 +13,29 @@ from sqlmodel import Session, col, select
 
 from handlers import texts
 from handlers.access import SYSTEM, Actor, ensure_can_see, roles_on_case
+from handlers.announce import Announcer, announce_move
 from handlers.audit import append_event, chain_event
 from handlers.errors import Forbidden, InvalidInput, NotFound
-from handlers.lifecycle import Status, advance, find_transition, record_transition
+from handlers.lifecycle import (
+    ACTIONS,
+    AWAITING_TAKE,
+    OPEN_WORK,
+    SIDE_ACTIONS,
+    Status,
+    advance,
+    find_side_action,
+    find_transition,
+    record_transition,
+)
 from handlers.notify import tell_person
-from handlers.sla import SlaPolicy
+from handlers.sla import (
+    SlaPolicy,
+    resume_clocks,
+    start_accept_clock,
+    start_resolve_clock,
+    stop_clocks,
+    suspend_clocks,
+)
 from models import Case, CaseCounter, CaseEvent, Grid, Person, Report
 from models.db import execute_core, insert_id
 from models.types import table_of
@@ -211,11 +229,18 @@ def act_on_case(
     now: datetime,
     sla: SlaPolicy,
     params: ActionInput | None = None,
+    *,
+    announcer: Announcer | None = None,
 ) -> Case:
-    """Check visibility, validate the action's own inputs, set its side effects, then transition."""
+    """Check visibility, validate the action's own inputs, set its side effects, then transition. With an
+    announcer, a case that moves to a grid (dispatch, transfer, escalate) is posted to that grid's group."""
     params = params or ActionInput()
+    if action not in ACTIONS:
+        raise InvalidInput(f"unknown action '{action}'; known actions: {', '.join(ACTIONS)}")
     case = get_case_for_update(session, case_no)
     ensure_can_see(actor, case)
+    if action in SIDE_ACTIONS:
+        return _act_aside(session, case, action, actor, now, sla, params)
     # Role and state are checked against the case as it is, before an action moves it to another grid.
     transition, role = find_transition(case, action, actor)
     if transition.needs_note and not params.note.strip():
@@ -236,6 +261,39 @@ def act_on_case(
     finish = _FINISH.get(action)
     if finish is not None:
         finish(session, case, actor, role, now, params)
+    if case.status not in OPEN_WORK:
+        stop_clocks(case)
+    if announcer is not None and action in MOVES:
+        announce_move(session, announcer, case, action, data, now)
+    return case
+
+
+def _act_aside(
+    session: Session, case: Case, action: str, actor: Actor, now: datetime, sla: SlaPolicy, params: ActionInput
+) -> Case:
+    """挂起 / 恢复: the state stays, the clocks stop or run again; both are events in the history."""
+    side, role = find_side_action(case, action, actor)
+    if side.needs_note and not params.note.strip():
+        raise InvalidInput(f"{action} needs a note saying why")
+    if action == "suspend":
+        data: dict[str, Any] = suspend_clocks(case, sla, now, awaiting_take=case.status in AWAITING_TAKE)
+    else:
+        data = resume_clocks(case, sla, now)
+    append_event(
+        session,
+        case,
+        action=action,
+        from_status=case.status,
+        to_status=case.status,
+        actor=actor,
+        actor_role=role,
+        now=now,
+        note=params.note.strip(),
+        attachments=list(params.attachments),
+        data=data,
+    )
+    case.updated_at = now
+    session.add(case)
     return case
 
 
@@ -271,9 +329,13 @@ def _dispatch_data(
         case.grid_id = grid.id
     case.assignee_id = params.assignee_id
     case.needs_review = False
-    case.accept_deadline = sla.accept_deadline(case.urgency, now)
+    if case.suspended_at is not None:  # a new dispatch starts fresh clocks
+        stop_clocks(case)
+        case.resolve_deadline = None
+    start_accept_clock(case, sla, now)
     if case.resolve_deadline is None or case.status == Status.REOPENED:
-        case.resolve_deadline = sla.resolve_deadline(case.urgency, now)
+        start_resolve_clock(case, sla, now)
+    assert case.accept_deadline is not None and case.resolve_deadline is not None
     data["accept_deadline"] = case.accept_deadline.isoformat()
     data["resolve_deadline"] = case.resolve_deadline.isoformat()
     return data
@@ -291,9 +353,18 @@ def _prepare_transfer(
     case.grid_id = grid.id
     case.assignee_id = None
     case.dispatched_at = now
-    case.accept_deadline = sla.accept_deadline(case.urgency, now)
+    _restart_accept_clock(case, sla, now)
+    assert case.accept_deadline is not None
     data["accept_deadline"] = case.accept_deadline.isoformat()
     return data
+
+
+def _restart_accept_clock(case: Case, sla: SlaPolicy, now: datetime) -> None:
+    """Another grid must take the case now: a fresh acceptance clock, and the resolution clock runs again if a
+    suspension had stopped it."""
+    if case.suspended_at is not None:
+        resume_clocks(case, sla, now)
+    start_accept_clock(case, sla, now)
 
 
 def _prepare_escalate(
@@ -306,7 +377,8 @@ def _prepare_escalate(
         case.grid_id = parent.id
         data["grid"] = parent.code
     case.escalation_level += 1
-    case.accept_deadline = sla.accept_deadline(case.urgency, now)
+    _restart_accept_clock(case, sla, now)
+    assert case.accept_deadline is not None
     data["accept_deadline"] = case.accept_deadline.isoformat()
     return data
 
@@ -391,6 +463,7 @@ _PREPARE = {
     "merge": _prepare_merge,
 }
 _FINISH = {"merge": _finish_merge, "resolve": _finish_resolve}
+MOVES = frozenset({"dispatch", "transfer", "escalate"})  # actions after which a grid's group is told
 
 
 def add_note(session: Session, case_no: str, actor: Actor, now: datetime, note: str, attachments: list[Any]) -> Case:

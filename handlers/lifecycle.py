@@ -49,6 +49,9 @@ OPEN_WORK = frozenset(
     }
 )
 
+# Of those, the states in which the grid has yet to take the case (the acceptance clock runs).
+AWAITING_TAKE = frozenset({Status.DISPATCHED, Status.TRANSFERRED, Status.ESCALATED, Status.REOPENED})
+
 STAFF = ("grid_worker", "grid_leader")
 DESK = ("operator", "admin")
 S = Status
@@ -104,7 +107,26 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t("merge", (S.REPORTED, S.ACCEPTED, S.DISPATCHED, S.TRANSFERRED, S.ESCALATED), S.MERGED, DESK),
 )
 
-ACTIONS = tuple(sorted({t.action for t in TRANSITIONS}))
+
+
+@dataclass(frozen=True)
+class SideAction:
+    """An action recorded in the history that leaves the state as it is: 挂起 suspends the case's clocks (waiting
+    for a third party), 恢复 resumes them."""
+
+    action: str
+    states: frozenset[Status]
+    roles: frozenset[str]
+    needs_note: bool = False
+    while_suspended: bool = False  # True: only on a suspended case; False: only on a running one
+
+
+SIDE_ACTIONS: dict[str, SideAction] = {
+    "suspend": SideAction("suspend", OPEN_WORK, frozenset((*STAFF, *DESK)), needs_note=True),
+    "resume": SideAction("resume", OPEN_WORK, frozenset((*STAFF, *DESK)), while_suspended=True),
+}
+
+ACTIONS = tuple(sorted({t.action for t in TRANSITIONS} | set(SIDE_ACTIONS)))
 
 # Columns stamped when a state is reached (Netflix Dispatch style: one timestamp per state).
 STATE_TIMESTAMPS: dict[Status, str] = {
@@ -120,32 +142,65 @@ STATE_TIMESTAMPS: dict[Status, str] = {
 }
 
 
-def allowed_from(status: str) -> list[dict[str, str]]:
+def allowed_from(status: str, suspended: bool | None = None) -> list[dict[str, str]]:
     """Every action possible from a state, whoever may take it: what a refused caller is shown."""
     seen: dict[str, str] = {}
     for t in TRANSITIONS:
         if status in t.sources:
             seen.setdefault(t.action, t.target.value)
+    for side in SIDE_ACTIONS.values():
+        if status in side.states and (suspended is None or side.while_suspended == suspended):
+            seen.setdefault(side.action, status)
     return [{"action": action, "to": target} for action, target in sorted(seen.items())]
 
 
 def actions_for(actor: Actor, case: Case) -> list[str]:
     """The actions this actor could take on this case now (for buttons in the console and mini-program)."""
     roles = roles_on_case(actor, case)
-    return sorted({t.action for t in TRANSITIONS if case.status in t.sources and t.roles & roles})
+    moves = {t.action for t in TRANSITIONS if case.status in t.sources and t.roles & roles}
+    asides = {s.action for s in SIDE_ACTIONS.values() if _side_applies(s, case) and s.roles & roles}
+    return sorted(moves | asides)
+
+
+def _side_applies(side: SideAction, case: Case) -> bool:
+    return case.status in side.states and side.while_suspended == (case.suspended_at is not None)
+
+
+def find_side_action(case: Case, action: str, actor: Actor) -> tuple[SideAction, str]:
+    """Like find_transition, for an action that keeps the state; raises without changing anything."""
+    side = SIDE_ACTIONS[action]
+    if not _side_applies(side, case):
+        why = "is suspended" if case.suspended_at is not None else "is not suspended"
+        raise InvalidTransition(
+            f"cannot {action} case {case.case_no} in state '{case.status}'"
+            + (f": it {why}" if case.status in side.states else ""),
+            case_no=case.case_no,
+            current_state=case.status,
+            suspended=case.suspended_at is not None,
+            allowed=allowed_from(case.status, case.suspended_at is not None),
+        )
+    usable = side.roles & roles_on_case(actor, case)
+    if not usable:
+        raise Forbidden(
+            f"{action} on case {case.case_no} needs one of the roles {', '.join(sorted(side.roles))} for this case",
+            case_no=case.case_no,
+            needed_roles=sorted(side.roles),
+        )
+    return side, _strongest(usable)
 
 
 def find_transition(case: Case, action: str, actor: Actor) -> tuple[Transition, str]:
     """The transition to apply and the role the actor takes it in; raises without changing anything."""
-    if action not in ACTIONS:
-        raise InvalidInput(f"unknown action '{action}'; known actions: {', '.join(ACTIONS)}")
+    if action not in ACTIONS or action in SIDE_ACTIONS:
+        known = ", ".join(a for a in ACTIONS if a not in SIDE_ACTIONS)
+        raise InvalidInput(f"unknown transition '{action}'; known transitions: {known}")
     candidates = [t for t in TRANSITIONS if t.action == action and case.status in t.sources]
     if not candidates:
         raise InvalidTransition(
             f"cannot {action} case {case.case_no} in state '{case.status}'",
             case_no=case.case_no,
             current_state=case.status,
-            allowed=allowed_from(case.status),
+            allowed=allowed_from(case.status, case.suspended_at is not None),
         )
     roles = roles_on_case(actor, case)
     for transition in candidates:

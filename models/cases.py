@@ -34,6 +34,17 @@ class Case(SQLModel, table=True):
     reopen_count: int = Field(default=0)
     accept_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolve_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the group is reminded of a deadline (a share of the way to it); cleared once the reminder is owed.
+    accept_remind_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    resolve_remind_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # Overdue resolution climbs the grid chain (督办): level reached and when the next level is told.
+    supervision_level: int = Field(default=0)
+    next_supervision_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # 挂起: while suspended the deadlines are cleared and what was left of them is kept here, in the minutes
+    # that count for the case's urgency (working or clock time), to be given back on resumption.
+    suspended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    accept_left_minutes: float | None = Field(default=None)
+    resolve_left_minutes: float | None = Field(default=None)
     # One timestamp per state reached (the latest time it was reached).
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
