@@ -29,10 +29,11 @@ def enqueue(
     dedupe_key: str,
     now: datetime,
     case_id: int | None = None,
-) -> None:
-    """Owe one message. The same dedupe key twice is one message: a retried handler cannot post twice."""
+) -> bool:
+    """Owe one message. The same dedupe key twice is one message: a retried handler cannot post twice.
+    → False when that key was already owed."""
     dialect = session.get_bind().dialect.name
-    execute_core(
+    result = execute_core(
         session,
         _OWE["postgresql" if dialect == "postgresql" else "sqlite"],
         {
@@ -47,6 +48,7 @@ def enqueue(
             "created_at": now,
         },
     )
+    return bool(result.rowcount)
 
 
 class Reachable(Protocol):
@@ -59,13 +61,14 @@ class Reachable(Protocol):
 def tell_person(
     session: Session, person: Reachable, text: str, now: datetime, dedupe_key: str, case: Case | None = None
 ) -> bool:
-    """A message to one resident or staff member on the official account; False when they cannot be reached."""
+    """A message to one resident or staff member on the official account; False when they cannot be reached
+    (or the message was already owed)."""
     if not person.openid:
         return False
     payload: dict[str, Any] = {"text": text}
     if case is not None:
         payload.update(case_no=case.case_no, status=case.status)
-    enqueue(
+    return enqueue(
         session,
         channel="wechat_user",
         target=person.openid,
@@ -74,7 +77,6 @@ def tell_person(
         now=now,
         case_id=case.id if case else None,
     )
-    return True
 
 
 class GroupReachable(Protocol):
@@ -87,13 +89,14 @@ class GroupReachable(Protocol):
 def tell_grid(
     session: Session, grid: GroupReachable, markdown: str, now: datetime, dedupe_key: str, case: Case | None = None
 ) -> bool:
-    """A post to the grid's work group through its channel; False when the grid has none configured."""
+    """A post to the grid's work group through its channel; False when the grid has none configured (or the
+    post was already owed)."""
     channel = grid.channel or {}
     kind = channel.get("type")
     target = channel.get("key") or channel.get("chatid")
     if not kind or not target:
         return False
-    enqueue(
+    return enqueue(
         session,
         channel=str(kind),
         target=str(target),
@@ -102,4 +105,3 @@ def tell_grid(
         now=now,
         case_id=case.id if case else None,
     )
-    return True

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import select
 
+from models import OutboxMessage
 from models.db import session_scope
 from tests.conftest import FakeClock
 from tests.factories import auth, make_case, make_district, make_person, token_for
@@ -225,3 +227,35 @@ def test_openapi_describes_the_lifecycle(http: httpx.Client) -> None:
     post = spec["paths"]["/api/v1/cases/{case_no}/actions/{action}"]["post"]
     assert "409" in post["responses"]
     assert http.get("/healthz").json() == {"status": "ok"}
+
+
+def test_an_operator_dispatch_posts_the_card_to_the_grid_group_once(
+    http: httpx.Client, tokens: Tokens, case_no: str, engine: Engine
+) -> None:
+    act(http, tokens.operator, case_no, "accept")
+    assert act(http, tokens.operator, case_no, "dispatch", grid_code="A").status_code == 200
+    assert act(http, tokens.operator, case_no, "dispatch", grid_code="B").status_code == 409  # a double click
+    with session_scope(engine) as session:
+        posts = session.exec(select(OutboxMessage).where(OutboxMessage.channel == "wecom_robot")).all()
+    assert [p.target for p in posts] == ["robot-A"]
+    card = posts[0].payload["markdown"]
+    assert case_no in card and "华兴小区北门井盖丢了" in card and f"/m/cases/{case_no}" in card
+
+
+def test_a_worker_suspends_and_resumes_a_case_over_http(
+    http: httpx.Client, tokens: Tokens, case_no: str, clock: FakeClock
+) -> None:
+    act(http, tokens.operator, case_no, "accept")
+    act(http, tokens.operator, case_no, "dispatch", grid_code="A")
+    act(http, tokens.worker_a, case_no, "take")
+    assert act(http, tokens.worker_a, case_no, "suspend").status_code == 422  # a reason is required
+    r = act(http, tokens.worker_a, case_no, "suspend", note="等待供电公司")
+    assert r.status_code == 200, r.text
+    detail = r.json()["case"]
+    assert detail["status"] == "taken" and detail["resolve_deadline"] is None
+    assert "resume" in r.json()["actions"] and "suspend" not in r.json()["actions"]
+    assert act(http, tokens.worker_b, case_no, "resume").status_code == 403  # another grid's worker
+    clock.advance(hours=20)  # (API tokens in these tests last a day)
+    r = act(http, tokens.worker_a, case_no, "resume")
+    assert r.status_code == 200 and r.json()["case"]["resolve_deadline"] is not None
+    assert [e["action"] for e in r.json()["events"]][-2:] == ["suspend", "resume"]

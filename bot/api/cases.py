@@ -19,7 +19,7 @@ from bot.api.schemas import (
     TransitionRefused,
 )
 from bot.deps import CallerDep, ClockDep, SessionDep, SettingsDep
-from bot.sla import sla_policy
+from bot.sla import announcer, sla_policy
 from handlers.access import ensure_can_see
 from handlers.cases import ActionInput, CaseFilter, act_on_case, add_note, get_case, list_cases, open_case
 from handlers.lifecycle import ACTIONS, Status
@@ -150,6 +150,7 @@ def post_action(
             rating=body.rating,
             merge_into=body.merge_into,
         ),
+        announcer=announcer(settings),
     )
     session.commit()
     return case_detail(session, case, caller.actor, now)

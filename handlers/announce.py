@@ -1,0 +1,72 @@
+"""Posts to a grid's work group when a case moves to it: dispatch (交办), transfer (转办) and escalation (上报).
+
+act_on_case calls `announce_move` after the transition, in the same transaction, so every path that moves a case
+(the staff API, chat commands, the SLA sweep) tells the group that now holds it. Only outbox rows are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from handlers import texts
+from handlers.notify import tell_grid
+from models import Case, Grid, Report
+
+EXCERPT_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Announcer:
+    zone: ZoneInfo
+    public_base_url: str
+    category_name: Callable[[str | None], str | None]
+
+    def link(self, case_no: str) -> str:
+        return f"{self.public_base_url.rstrip('/')}/m/cases/{case_no}"
+
+    def when(self, moment: datetime | None) -> str:
+        return texts.fmt_time(moment, self.zone) if moment is not None else "—"
+
+
+def announce_move(
+    session: Session, announcer: Announcer, case: Case, action: str, data: dict[str, Any], now: datetime
+) -> bool:
+    """The card for the grid the case now sits with; False when that grid has no work group configured."""
+    grid = session.get(Grid, case.grid_id) if case.grid_id is not None else None
+    if grid is None:
+        return False
+    category = announcer.category_name(case.subcategory)
+    link = announcer.link(case.case_no)
+    if action == "escalate":
+        from_grid = _grid_name(session, data.get("from_grid"))
+        card = texts.escalation_card(
+            case.case_no, category, from_grid, case.escalation_level, announcer.when(case.accept_deadline), link
+        )
+    else:
+        report = session.get(Report, case.report_id) if case.report_id is not None else None
+        excerpt = ((report.text or report.voice_transcript or "") if report else "")[:EXCERPT_CHARS]
+        card = texts.group_card(
+            case.case_no,
+            category,
+            case.urgency == "urgent",
+            (report.address if report and report.address else None) or grid.name,
+            excerpt,
+            announcer.when(case.accept_deadline),
+            link,
+            None,
+        )
+    key = f"case:{case.id}:{action}:{case.last_event_seq}"
+    return tell_grid(session, grid, card, now, dedupe_key=key, case=case)
+
+
+def _grid_name(session: Session, code: Any) -> str:
+    if not code:
+        return "下级网格"
+    name = session.exec(select(Grid.name).where(Grid.code == str(code))).first()
+    return name or str(code)
