@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -103,6 +103,19 @@ class SlaSettings(_Section):
     # Days the installed chinesecalendar does not know yet (next year's schedule, a local holiday).
     extra_holidays: list[date] = []
     extra_workdays: list[date] = []
+    remind_share: float = Field(default=0.75, gt=0, lt=1)  # remind the group this far along to a deadline
+    # While resolution stays overdue, the next grid up is told after each such period (督办).
+    supervise_every_minutes: UrgencyMinutes = UrgencyMinutes(urgent=60, normal=480)
+    digest_at: str = "08:30"  # local time of the daily digest to every grid group
+
+    @field_validator("digest_at")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        try:
+            time.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"digest_at must be a time of day like '08:30', not {value!r}") from None
+        return value
 
     @field_validator("work_hours")
     @classmethod

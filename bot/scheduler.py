@@ -1,4 +1,5 @@
-"""The timers (APScheduler): outbox delivery, media downloads, idle drafts. Run by one process at a time.
+"""The timers (APScheduler): outbox delivery, media downloads, idle drafts, deadlines (reminders, escalation,
+督办) and the daily digest. Run by one process at a time.
 
 Every process that starts timers (each `gridbot serve` worker, or `gridbot scheduler`) competes for one
 lease row in the database; only the holder runs the jobs, renewing the lease as it goes. If the holder dies,
@@ -12,11 +13,12 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -27,9 +29,10 @@ from bot.grid_cache import GridIndexCache
 from bot.ingest import handle_deferred
 from bot.media import MediaFetcher
 from bot.outbox import OutboxSender
-from bot.sla import sla_policy
+from bot.sla import sla_policy, sweep_context
 from bot.storage import LocalMediaStore
 from bot.wechat import parse_stored
+from handlers.deadlines import post_digests, sweep_deadlines
 from handlers.drafts import IntakeContext, sweep_drafts
 from models import SchedulerLease
 from models.db import session_scope
@@ -121,6 +124,26 @@ class Timers:
         if submitted or expired:
             log.info("drafts: %d submitted after idling, %d expired", submitted, expired)
 
+    def sweep_deadlines(self) -> None:
+        """Reminders, escalation and 督办 (handlers/deadlines.py), a batch per transaction until none is due."""
+        ctx = sweep_context(self.settings)
+        while True:
+            with session_scope(self.engine) as session:
+                counts = sweep_deadlines(session, ctx, self.clock())
+            if not counts:
+                return
+            log.info(
+                "deadlines: %d reminded, %d escalated, %d supervised",
+                counts.reminded,
+                counts.escalated,
+                counts.supervised,
+            )
+
+    def post_digests(self) -> None:
+        with session_scope(self.engine) as session:
+            posted = post_digests(session, sweep_context(self.settings), self.clock())
+        log.info("daily digest owed to %d grid groups", posted)
+
     def start(self, blocking: bool = False) -> None:
         scheduler: BaseScheduler = (
             BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
@@ -131,10 +154,20 @@ class Timers:
             "media": (self.fetch_media, 3),
             "drafts": (self.sweep_drafts, 30),
         }
+        jobs["deadlines"] = (self.sweep_deadlines, 30)
         for name, (job, seconds) in jobs.items():
             scheduler.add_job(
                 self._guarded(name, job), "interval", seconds=seconds, id=name, max_instances=1, coalesce=True
             )
+        at = time.fromisoformat(self.settings.sla.digest_at)
+        scheduler.add_job(
+            self._guarded("digest", self.post_digests),
+            CronTrigger(hour=at.hour, minute=at.minute, timezone=self.settings.zone),
+            id="digest",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
         self.scheduler = scheduler
         log.info("timers starting as %s", self.holder)
         scheduler.start()

@@ -37,6 +37,9 @@ ACTION_NAMES = {
     "merge": "合并",
     "note": "补充说明",
     "cosign": "附议",
+    "suspend": "挂起",
+    "resume": "恢复办理",
+    "supervise": "超时督办",
 }
 
 USAGE = (
@@ -188,3 +191,48 @@ def group_card(
         lines.append(f"> [现场照片]({photo})")
     lines.append(f"[点击办理]({link})")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- deadlines (SLA sweep)
+
+
+def _case_head(tag: str, case_no: str, category: str | None) -> list[str]:
+    return [f"**【{tag}】{case_no}**", f"> 类别：{category or '待分类'}"]
+
+
+def reminder_card(case_no: str, category: str | None, due: str, what: str, link: str) -> str:
+    """`what`: 接单 or 办结."""
+    lines = _case_head("即将超时", case_no, category)
+    lines += [f"> 请于 {due} 前{what}", f"[点击办理]({link})"]
+    return "\n".join(lines)
+
+
+def escalation_card(case_no: str, category: str | None, from_grid: str, level: int, due: str, link: str) -> str:
+    lines = _case_head("超时上报", case_no, category)
+    lines += [
+        f"> {from_grid}超时未接单，已上报本级（第{level}级）",
+        f"> 请于 {due} 前接单或重新交办",
+        f"[点击办理]({link})",
+    ]
+    return "\n".join(lines)
+
+
+def supervision_card(case_no: str, category: str | None, grid: str, level: int, overdue_since: str, link: str) -> str:
+    lines = _case_head("超时督办", case_no, category)
+    lines += [f"> {grid}办理超时（时限 {overdue_since}），第{level}级督办", f"[查看详情]({link})"]
+    return "\n".join(lines)
+
+
+def leader_notice(case_no: str, category: str | None, why: str, link: str) -> str:
+    return f"【网格通督办】事件 {case_no}（{category or '待分类'}）{why}，请及时督促办理：{link}"
+
+
+def digest_card(grid: str, day: str, new: int, open_: int, overdue: int, resolved: int, satisfaction: str) -> str:
+    return "\n".join(
+        [
+            f"**【每日简报】{grid} {day}**",
+            f"> 新增：{new}　办结：{resolved}",
+            f"> 在办：{open_}　超时：{overdue}",
+            f"> 近30天满意率：{satisfaction}",
+        ]
+    )

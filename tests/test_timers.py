@@ -10,14 +10,17 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.config import Settings, WechatSettings, WecomSettings
 from bot.scheduler import LEASE_TTL, Timers, acquire_lease
-from models import Case, OutboxMessage, Person, ReportDraft
+from bot.sla import announcer, sla_policy
+from handlers.access import SYSTEM
+from handlers.cases import ActionInput, act_on_case
+from models import Case, Grid, OutboxMessage, Person, ReportDraft
 from models.db import new_session, session_scope
 from tests.conftest import FakeClock, LiveServer
-from tests.factories import make_district
+from tests.factories import make_case, make_district
 from tests.fakes.wechat_api import FakeWeChat, jpeg_bytes
 
 
@@ -132,3 +135,41 @@ def test_menu_push_creates_the_configured_menu(fake: tuple[FakeWeChat, str], db_
     fake[0].fail("/cgi-bin/menu/create", errcode=40018)
     failed = subprocess.run([sys.executable, "-m", "bot", "menu", "push"], env=env, capture_output=True, text=True)
     assert failed.returncode == 1 and "40018" in failed.stderr
+
+
+def test_an_untaken_urgent_case_is_escalated_two_levels_and_each_group_gets_its_card(
+    configured: Settings, engine: Engine, clock: FakeClock, fake: tuple[FakeWeChat, str]
+) -> None:
+    with session_scope(engine) as session:
+        make_district(session)
+        for grid in session.exec(select(Grid).where(col(Grid.code).in_(["C", "S"]))).all():
+            grid.channel = {"type": "wecom_robot", "key": f"robot-{grid.code}"}
+            session.add(grid)
+        case = make_case(session, clock(), text="楼道里有烟，好像着火了", subcategory="C01", urgent=True)
+        sla = sla_policy(configured)
+        act_on_case(session, case.case_no, "accept", SYSTEM, clock(), sla)
+        dispatch = ActionInput(grid_code="A")
+        act_on_case(session, case.case_no, "dispatch", SYSTEM, clock(), sla, dispatch, announcer=announcer(configured))
+        case_no = case.case_no
+    timers = Timers(configured, engine, clock)
+
+    def robots() -> list[tuple[str, str]]:
+        timers.deliver_outbox()
+        return [(c.params["key"], c.body["markdown"]["content"]) for c in fake[0].calls_to("/cgi-bin/webhook/send")]
+
+    timers.sweep_deadlines()
+    assert [key for key, _ in robots()] == ["robot-A"]  # the dispatch card, nothing overdue yet
+    window = configured.sla.accept_minutes.urgent
+    clock.advance(minutes=window * configured.sla.remind_share + 0.5)
+    timers.sweep_deadlines()  # the reminder
+    clock.advance(minutes=window * (1 - configured.sla.remind_share))
+    timers.sweep_deadlines()  # overdue: up to the community
+    clock.advance(minutes=window + 1)
+    timers.sweep_deadlines()
+    timers.sweep_deadlines()  # a second run in the same minute owes nothing more
+    posts = robots()
+    assert [key for key, _ in posts] == ["robot-A", "robot-A", "robot-C", "robot-S"]
+    assert "即将超时" in posts[1][1] and "超时上报" in posts[2][1] and case_no in posts[3][1]
+    with new_session(engine) as session:
+        stored = session.exec(select(Case).where(Case.case_no == case_no)).one()
+        assert (stored.status, stored.escalation_level) == ("escalated", 2)
