@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 
+from classifier.taxonomy import default_taxonomy
 from handlers.worktime import work_calendar
 
 ENV_PREFIX = "GRIDBOT_"
@@ -95,6 +96,11 @@ class UrgencyMinutes(_Section):
     normal: int = Field(gt=0)
 
 
+class SubcategoryDeadlines(_Section):
+    accept_minutes: int | None = Field(default=None, gt=0)
+    resolve_hours: int | None = Field(default=None, gt=0)
+
+
 class SlaSettings(_Section):
     accept_minutes: UrgencyMinutes = UrgencyMinutes(urgent=15, normal=30)
     resolve_hours: UrgencyMinutes = UrgencyMinutes(urgent=24, normal=40)
@@ -107,6 +113,16 @@ class SlaSettings(_Section):
     # While resolution stays overdue, the next grid up is told after each such period (督办).
     supervise_every_minutes: UrgencyMinutes = UrgencyMinutes(urgent=60, normal=480)
     digest_at: str = "08:30"  # local time of the daily digest to every grid group
+    # Subcategories with deadlines of their own (in the time their urgency counts), e.g. C03 gas: 5 min / 4 h.
+    by_subcategory: dict[str, SubcategoryDeadlines] = {}
+
+    @field_validator("by_subcategory")
+    @classmethod
+    def _known_subcategories(cls, value: dict[str, SubcategoryDeadlines]) -> dict[str, SubcategoryDeadlines]:
+        unknown = [code for code in value if code not in default_taxonomy().subcategories]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not subcategory codes")
+        return value
 
     @field_validator("digest_at")
     @classmethod
@@ -149,6 +165,38 @@ class AuthSettings(_Section):
     token_ttl_hours: int = Field(default=720, gt=0)
 
 
+class RoutingSettings(_Section):
+    # Department work groups, by the taxonomy's department names, e.g. 派出所: {type: wecom_robot, key: ...}.
+    departments: dict[str, dict[str, Any]] = {}
+    # Subcategory → the departments told when a case is dispatched; a subcategory not listed tells its taxonomy
+    # default department (if that department has a channel above); [] tells nobody.
+    told_for: dict[str, list[str]] = {}
+
+    @field_validator("departments")
+    @classmethod
+    def _known_departments(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        known = default_taxonomy().department_types
+        for name, channel in value.items():
+            if name not in known:
+                raise ValueError(f"{name!r} is not a department of the taxonomy ({', '.join(known)})")
+            if not isinstance(channel, dict) or not channel.get("type"):
+                example = "{type: wecom_robot, key: ...}"
+                raise ValueError(f"department {name!r} needs a channel with a type, e.g. {example}")
+        return value
+
+    @field_validator("told_for")
+    @classmethod
+    def _known_codes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        taxonomy = default_taxonomy()
+        for code, names in value.items():
+            if code not in taxonomy.subcategories:
+                raise ValueError(f"{code!r} is not a subcategory code")
+            unknown = [n for n in names if n not in taxonomy.department_types]
+            if unknown:
+                raise ValueError(f"{code}: {', '.join(unknown)} not departments of the taxonomy")
+        return value
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -161,6 +209,7 @@ class Settings(_Section):
     outbox: OutboxSettings = OutboxSettings()
     intake: IntakeSettings = IntakeSettings()
     auth: AuthSettings = AuthSettings()
+    routing: RoutingSettings = RoutingSettings()
 
     @property
     def zone(self) -> ZoneInfo:

@@ -27,7 +27,7 @@ from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
-from bot.sla import sla_policy
+from bot.sla import announcer, sla_policy
 from handlers import texts
 from handlers.drafts import IntakeContext
 from handlers.grids import GridIndex
@@ -71,6 +71,7 @@ def intake_context(state: Any, session: Session) -> IntakeContext:
         grid_index=current_grid_index,
         review_below=settings.classifier.review_below,
         public_base_url=settings.app.public_base_url,
+        announcer=announcer(settings),
     )
 
 

@@ -29,7 +29,7 @@ from bot.grid_cache import GridIndexCache
 from bot.ingest import handle_deferred
 from bot.media import MediaFetcher
 from bot.outbox import OutboxSender
-from bot.sla import sla_policy, sweep_context
+from bot.sla import announcer, sla_policy, sweep_context
 from bot.storage import LocalMediaStore
 from bot.wechat import parse_stored
 from handlers.deadlines import post_digests, sweep_deadlines
@@ -113,6 +113,7 @@ class Timers:
                 grid_index=lambda: self.grid_cache.get(session),
                 review_below=self.settings.classifier.review_below,
                 public_base_url=self.settings.app.public_base_url,
+                announcer=announcer(self.settings),
             )
             submitted, expired = sweep_drafts(
                 session,

@@ -28,6 +28,11 @@ class Taxonomy:
     version: str
     categories: dict[str, str]
     subcategories: dict[str, Subcategory]
+    department_types: tuple[str, ...] = ()  # the controlled vocabulary of handling departments
+
+    def department_of(self, code: str | None) -> str | None:
+        sub = self.subcategories.get(code) if code else None
+        return sub.department if sub is not None and sub.department else None
 
     def name_of(self, code: str | None) -> str | None:
         if code is None:
@@ -54,7 +59,12 @@ def load_taxonomy(path: Path = TAXONOMY_FILE) -> Taxonomy:
                 department=sub.get("department", ""),
                 co_departments=tuple(sub.get("co_departments") or ()),
             )
-    return Taxonomy(version=str(data.get("version", "")), categories=categories, subcategories=subs)
+    return Taxonomy(
+        version=str(data.get("version", "")),
+        categories=categories,
+        subcategories=subs,
+        department_types=tuple(data.get("department_types") or ()),
+    )
 
 
 @cache

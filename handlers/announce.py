@@ -1,4 +1,5 @@
-"""Posts to a grid's work group when a case moves to it: dispatch (交办), transfer (转办) and escalation (上报).
+"""Posts to a grid's work group when a case moves to it: dispatch (交办), transfer (转办) and escalation (上报);
+on dispatch, the department groups its subcategory concerns hear of it too (派出所 for fraud …).
 
 act_on_case calls `announce_move` after the transition, in the same transaction, so every path that moves a case
 (the staff API, chat commands, the SLA sweep) tells the group that now holds it. Only outbox rows are written.
@@ -6,8 +7,8 @@ act_on_case calls `announce_move` after the transition, in the same transaction,
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,10 +23,31 @@ EXCERPT_CHARS = 80
 
 
 @dataclass(frozen=True)
+class Departments:
+    """Department work groups that hear of a case besides its grid (fraud → the police station's group).
+
+    `told_for` maps a subcategory to the departments told (an empty list: none); a subcategory not listed tells
+    its taxonomy default department. Only departments with a channel are reached."""
+
+    channels: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    told_for: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    default_of: Callable[[str | None], str | None] = lambda code: None
+
+    def for_subcategory(self, code: str | None) -> list[tuple[str, dict[str, Any]]]:
+        if code is not None and code in self.told_for:
+            names: tuple[str, ...] = self.told_for[code]
+        else:
+            default = self.default_of(code)
+            names = (default,) if default else ()
+        return [(name, self.channels[name]) for name in names if name in self.channels]
+
+
+@dataclass(frozen=True)
 class Announcer:
     zone: ZoneInfo
     public_base_url: str
     category_name: Callable[[str | None], str | None]
+    departments: Departments = field(default_factory=Departments)
 
     def link(self, case_no: str) -> str:
         return f"{self.public_base_url.rstrip('/')}/m/cases/{case_no}"
@@ -62,7 +84,27 @@ def announce_move(
             None,
         )
     key = f"case:{case.id}:{action}:{case.last_event_seq}"
-    return tell_grid(session, grid, card, now, dedupe_key=key, case=case)
+    told = tell_grid(session, grid, card, now, dedupe_key=key, case=case)
+    if action == "dispatch":
+        tell_departments(session, announcer, case, grid.name, card, now)
+    return told
+
+
+def tell_departments(
+    session: Session, announcer: Announcer, case: Case, grid_name: str, card: str, now: datetime
+) -> list[str]:
+    """The departments this case's subcategory concerns hear of it once (later moves do not repeat it)."""
+    told = []
+    for name, channel in announcer.departments.for_subcategory(case.subcategory):
+        copy = texts.department_card(name, grid_name, card)
+        if tell_grid(session, _Channel(channel), copy, now, dedupe_key=f"case:{case.id}:department:{name}", case=case):
+            told.append(name)
+    return told
+
+
+@dataclass(frozen=True)
+class _Channel:
+    channel: dict[str, Any] | None
 
 
 def _grid_name(session: Session, code: Any) -> str:

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from classifier.engine import Classification, Classifier
 from handlers import texts
+from handlers.announce import Announcer, tell_departments
 from handlers.cases import dispatch_new_case, insert_new_case, new_case
 from handlers.grids import GridIndex
 from handlers.notify import tell_grid, tell_person
@@ -32,6 +33,7 @@ class IntakeContext:
     grid_index: Callable[[], GridIndex]
     review_below: float
     public_base_url: str
+    announcer: Announcer | None = None  # department groups told on dispatch
 
 
 @dataclass
@@ -309,6 +311,8 @@ def notify_dispatched(
         None,
     )
     tell_grid(session, grid, card, now, dedupe_key=f"case:{case.id}:dispatch:{case.last_event_seq}", case=case)
+    if ctx.announcer is not None:
+        tell_departments(session, ctx.announcer, case, grid.name, card, now)
 
 
 _IDLE_DRAFTS = (

@@ -236,3 +236,8 @@ def digest_card(grid: str, day: str, new: int, open_: int, overdue: int, resolve
             f"> 近30天满意率：{satisfaction}",
         ]
     )
+
+
+def department_card(department: str, grid: str, card: str) -> str:
+    """A copy of a grid's card for a department's group: which grid is handling it comes first."""
+    return f"**【抄送·{department}】** 承办网格：{grid}\n" + card
