@@ -24,12 +24,16 @@ class SlaPolicy:
     remind_share: float = 0.75  # the group is reminded when this share of the time to a deadline has gone
     # While resolution stays overdue, one more level up the grid chain is told after each such period.
     supervise_every_minutes: dict[str, int] = field(default_factory=lambda: {"urgent": 60, "normal": 480})
+    # Subcategories with deadlines of their own, e.g. {"C03": {"accept_minutes": 5, "resolve_hours": 4}}.
+    by_subcategory: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def accept_deadline(self, urgency: str, start: datetime) -> datetime:
-        return self.after(urgency, start, self.accept_minutes[urgency])
+    def accept_deadline(self, urgency: str, start: datetime, subcategory: str | None = None) -> datetime:
+        own = self.by_subcategory.get(subcategory or "", {}).get("accept_minutes")
+        return self.after(urgency, start, own if own is not None else self.accept_minutes[urgency])
 
-    def resolve_deadline(self, urgency: str, start: datetime) -> datetime:
-        return self.after(urgency, start, self.resolve_hours[urgency] * 60)
+    def resolve_deadline(self, urgency: str, start: datetime, subcategory: str | None = None) -> datetime:
+        own = self.by_subcategory.get(subcategory or "", {}).get("resolve_hours")
+        return self.after(urgency, start, (own if own is not None else self.resolve_hours[urgency]) * 60)
 
     def after(self, urgency: str, start: datetime, minutes: float) -> datetime:
         """`minutes` of the time that counts for this urgency after `start` (before it, when negative)."""
@@ -58,13 +62,13 @@ class SlaPolicy:
 
 def start_accept_clock(case: Case, sla: SlaPolicy, now: datetime) -> None:
     """A grid has to take the case: deadline, and when its group is reminded."""
-    case.accept_deadline = sla.accept_deadline(case.urgency, now)
+    case.accept_deadline = sla.accept_deadline(case.urgency, now, case.subcategory)
     case.accept_remind_at = sla.reminder(case.urgency, now, case.accept_deadline)
 
 
 def start_resolve_clock(case: Case, sla: SlaPolicy, now: datetime) -> None:
     """The case has to be resolved: deadline, reminder, and the first step up the chain if it is missed."""
-    case.resolve_deadline = sla.resolve_deadline(case.urgency, now)
+    case.resolve_deadline = sla.resolve_deadline(case.urgency, now, case.subcategory)
     case.resolve_remind_at = sla.reminder(case.urgency, now, case.resolve_deadline)
     case.supervision_level = 0
     case.next_supervision_at = case.resolve_deadline

@@ -60,3 +60,14 @@ def test_extra_days_from_the_config_and_the_environment_change_the_calendar(tmp_
 def test_bad_office_hours_stop_the_start_naming_the_key(tmp_path: Path, hours: str) -> None:
     with pytest.raises(ConfigError, match="sla.work_hours"):
         load_settings(config(tmp_path, f"sla:\n  work_hours: {hours}\n"), environ={})
+
+
+def test_a_subcategory_can_have_deadlines_of_its_own(tmp_path: Path) -> None:
+    body = "sla:\n  by_subcategory:\n    C03: {accept_minutes: 5, resolve_hours: 4}\n"
+    sla = sla_policy(load_settings(config(tmp_path, body), environ={}))
+    start = at("2025-03-11T10:00")
+    assert sla.accept_deadline("urgent", start, "C03") == start + timedelta(minutes=5)
+    assert sla.resolve_deadline("urgent", start, "C03") == start + timedelta(hours=4)
+    assert sla.accept_deadline("urgent", start, "D01") == start + timedelta(minutes=15)
+    with pytest.raises(ConfigError, match="Z99 not subcategory codes"):
+        load_settings(config(tmp_path, "sla:\n  by_subcategory:\n    Z99: {accept_minutes: 5}\n"), environ={})
