@@ -12,11 +12,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 from sqlalchemy import Engine
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.database import engine_from_settings
 from handlers.audit import verify_chains
+from handlers.deliveries import failed_ids, list_deliveries, retry_deliveries
 from handlers.errors import DomainError
 from handlers.grids import GridImportError, GridIndex, import_grids
 from handlers.people import create_person, get_person_by_login, issue_token
@@ -30,11 +32,13 @@ audit_app = typer.Typer(help="Check the tamper-evident case history.", no_args_i
 users_app = typer.Typer(help="Staff accounts and API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 menu_app = typer.Typer(help="The official account's menu.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Messages owed to groups and people: list them, retry failed ones.", no_args_is_help=True)
 app.add_typer(grids_app, name="grids")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
 app.add_typer(menu_app, name="menu")
+app.add_typer(outbox_app, name="outbox")
 
 out = Console()
 err = Console(stderr=True)
@@ -291,3 +295,51 @@ def db_upgrade() -> None:
 
 def main() -> None:
     app()
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option(help="pending, sent or failed")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Owed messages with their state, attempts and last error."""
+    engine = _engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            rows = list_deliveries(session, status, limit)
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    if as_json:
+        for d in rows:
+            sys.stdout.write(json.dumps(d.__dict__, ensure_ascii=False, default=str) + "\n")
+        return
+    table = Table("id", "status", "channel", "target", "case", "attempts", "last error", "preview")
+    for d in rows:
+        colour = {"failed": "red", "pending": "yellow"}.get(d.status, "green")
+        table.add_row(
+            str(d.id), f"[{colour}]{d.status}[/{colour}]", d.channel, d.target, d.case_no or "-",
+            str(d.attempts), d.last_error or "", d.preview,
+        )
+    out.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="outbox message ids")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="every failed message")] = False,
+) -> None:
+    """Send failed messages again: they go back to the queue for the outbox worker."""
+    engine = _engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            chosen = failed_ids(session) if all_failed else list(ids or [])
+            if all_failed and not chosen:
+                out.print("no failed messages")
+                return
+            retried = retry_deliveries(session, chosen, utcnow())
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    out.print(f"{len(retried)} message(s) queued again: {', '.join(str(d.id) for d in retried)}")

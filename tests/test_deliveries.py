@@ -1,0 +1,116 @@
+"""Failed deliveries are visible and can be retried by hand: the API, the CLI, and the worker sending them again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from bot.config import Settings
+from bot.gateway import Gateway
+from bot.outbox import OutboxSender
+from handlers.deliveries import list_deliveries, retry_deliveries
+from handlers.errors import InvalidInput, NotFound
+from models.db import new_session, session_scope
+from tests.conftest import FakeClock, LiveServer
+from tests.factories import auth, make_person, token_for
+from tests.fakes.wechat_api import FakeWeChat
+from tests.test_gateway_outbox import Rig, point_at
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeChat]:
+    api = FakeWeChat()
+    with LiveServer(api.app()) as server:
+        api.url = server.url  # type: ignore[attr-defined]
+        yield api
+
+
+@pytest.fixture
+def rig(settings: Settings, engine: Engine, clock: FakeClock, fake: FakeWeChat) -> Rig:
+    configured = point_at(settings, fake.url)  # type: ignore[attr-defined]
+    gateway = Gateway(configured, engine)
+    return Rig(configured, engine, clock, fake, gateway, OutboxSender(engine, gateway, configured, clock))
+
+
+def fail_one(rig: Rig) -> int:
+    rig.owe("wecom_robot", "robot-A-key-0001", {"markdown": "**【新事件】**\n> 井盖丢了"}, "k-fail")
+    rig.owe("wecom_robot", "robot-A-key-0001", {"markdown": "第二条"}, "k-ok")
+    rig.fake.fail("/cgi-bin/webhook/send", errcode=93000)  # invalid webhook: permanent
+    rig.sender.run_once()
+    failed = [row for row in rig.outbox() if row.status == "failed"]
+    assert len(failed) == 1
+    assert failed[0].id is not None
+    return failed[0].id
+
+
+def test_a_failed_delivery_retried_by_hand_is_sent_once(rig: Rig) -> None:
+    failed = fail_one(rig)
+    with session_scope(rig.engine) as session:
+        [shown] = list_deliveries(session, "failed")
+        assert shown.id == failed and "93000" in (shown.last_error or "") and shown.target == "robo…0001"
+        retry_deliveries(session, [failed], rig.clock())
+    rig.sender.run_once()
+    assert {row.dedupe_key: row.status for row in rig.outbox()} == {"k-fail": "sent", "k-ok": "sent"}
+    sent = [c.body["markdown"]["content"] for c in rig.fake.calls_to("/cgi-bin/webhook/send")]
+    assert sent.count("**【新事件】**\n> 井盖丢了") == 2  # the refused attempt, then the retry
+    with session_scope(rig.engine) as session, pytest.raises(InvalidInput, match="only failed"):
+        retry_deliveries(session, [failed], rig.clock())  # it was sent: never again
+
+
+def test_retrying_an_unknown_or_pending_message_changes_nothing(rig: Rig) -> None:
+    failed = fail_one(rig)
+    rig.owe("wecom_robot", "robot-B", {"markdown": "x"}, "k-pending")
+    pending = next(row.id for row in rig.outbox() if row.dedupe_key == "k-pending")
+    assert pending is not None
+    with session_scope(rig.engine) as session, pytest.raises(NotFound, match="999"):
+        retry_deliveries(session, [failed, 999], rig.clock())
+    with session_scope(rig.engine) as session, pytest.raises(InvalidInput, match=f"{pending} is pending"):
+        retry_deliveries(session, [failed, pending], rig.clock())
+    with new_session(rig.engine) as session:
+        assert [d.id for d in list_deliveries(session, "failed")] == [failed]
+
+
+def test_operators_retry_over_http_and_workers_may_not(
+    rig: Rig, http: httpx.Client, engine: Engine, clock: FakeClock
+) -> None:
+    failed = fail_one(rig)
+    with session_scope(engine) as session:
+        operator = token_for(session, make_person(session, "op", ["operator"]), clock())
+        worker = token_for(session, make_person(session, "w", ["grid_worker"]), clock())
+    assert http.get("/api/v1/admin/outbox", params={"status": "failed"}, headers=auth(worker)).status_code == 403
+    listed = http.get("/api/v1/admin/outbox", params={"status": "failed"}, headers=auth(operator)).json()
+    assert [d["id"] for d in listed] == [failed]
+    assert http.post("/api/v1/admin/outbox/retry", json={"ids": [failed]}, headers=auth(worker)).status_code == 403
+    r = http.post("/api/v1/admin/outbox/retry", json={"ids": [failed]}, headers=auth(operator))
+    assert r.status_code == 200 and r.json()[0]["status"] == "pending"
+    again = http.post("/api/v1/admin/outbox/retry", json={"ids": [failed]}, headers=auth(operator))
+    assert again.status_code == 422 and "only failed" in again.json()["message"]
+
+
+def test_the_cli_lists_and_retries_every_failed_message(rig: Rig, db_url: str) -> None:
+    failed = fail_one(rig)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GRIDBOT_DATABASE__URL": db_url}
+    env["GRIDBOT_APP__DEMO"] = "false"
+
+    def gridbot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True)
+
+    listed = gridbot("outbox", "list", "--status", "failed", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["id"], row["status"], row["channel"]) == (failed, "failed", "wecom_robot")
+    assert "93000" in row["last_error"]
+    table = gridbot("outbox", "list")
+    assert table.returncode == 0 and "93000" in table.stdout and "robo…0001" in table.stdout
+    retried = gridbot("outbox", "retry", "--all-failed")
+    assert retried.returncode == 0 and f"queued again: {failed}" in retried.stdout
+    assert gridbot("outbox", "retry", "--all-failed").stdout.strip() == "no failed messages"
+    bad = gridbot("outbox", "retry", "424242")
+    assert bad.returncode == 1 and "no outbox message 424242" in bad.stderr
