@@ -75,32 +75,38 @@ def sweep_deadlines(session: Session, ctx: SweepContext, now: datetime, batch: i
 # ---------------------------------------------------------------------------- reminders
 
 
+@dataclass(frozen=True)
+class _Clock:
+    kind: str  # accept | resolve
+    remind_at: str  # the Case column holding the reminder time
+    deadline: str  # the Case column holding the deadline
+    states: frozenset[str]  # the states in which this deadline is running
+    what: str  # 接单 | 办结, for the card
+
+
+_CLOCKS = (
+    _Clock("accept", "accept_remind_at", "accept_deadline", frozenset(s.value for s in AWAITING_TAKE), "接单"),
+    _Clock("resolve", "resolve_remind_at", "resolve_deadline", frozenset(s.value for s in OPEN_WORK), "办结"),
+)
+
+
 def _remind(session: Session, ctx: SweepContext, now: datetime, batch: int) -> int:
     sent = 0
-    due_accept = session.exec(
-        select(Case)
-        .where(col(Case.accept_remind_at) <= now, col(Case.suspended_at).is_(None))
-        .order_by(col(Case.accept_remind_at))
-        .limit(batch)
-        .with_for_update()
-    ).all()
-    for case in due_accept:
-        case.accept_remind_at = None
-        session.add(case)
-        if case.status in AWAITING_TAKE and case.accept_deadline is not None and case.accept_deadline > now:
-            sent += _remind_grid(session, ctx, case, now, "accept", case.accept_deadline, "接单")
-    due_resolve = session.exec(
-        select(Case)
-        .where(col(Case.resolve_remind_at) <= now, col(Case.suspended_at).is_(None))
-        .order_by(col(Case.resolve_remind_at))
-        .limit(batch)
-        .with_for_update()
-    ).all()
-    for case in due_resolve:
-        case.resolve_remind_at = None
-        session.add(case)
-        if case.status in OPEN_WORK and case.resolve_deadline is not None and case.resolve_deadline > now:
-            sent += _remind_grid(session, ctx, case, now, "resolve", case.resolve_deadline, "办结")
+    for clock in _CLOCKS:
+        remind_at = col(getattr(Case, clock.remind_at))
+        due = session.exec(
+            select(Case)
+            .where(remind_at <= now, col(Case.suspended_at).is_(None))
+            .order_by(remind_at)
+            .limit(batch)
+            .with_for_update()
+        ).all()
+        for case in due:
+            setattr(case, clock.remind_at, None)
+            session.add(case)
+            deadline: datetime | None = getattr(case, clock.deadline)
+            if case.status in clock.states and deadline is not None and deadline > now:
+                sent += _remind_grid(session, ctx, case, now, clock.kind, deadline, clock.what)
     return sent
 
 
