@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
-from bot import wechat
+from bot import mobile, wechat
 from bot.api import admin, auth, cases, grids
 from bot.classification import ClassifierHolder
 from bot.config import Settings
@@ -90,6 +90,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(grids.router)
     app.include_router(admin.router)
+    app.include_router(mobile.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

@@ -241,3 +241,132 @@ def digest_card(grid: str, day: str, new: int, open_: int, overdue: int, resolve
 def department_card(department: str, grid: str, card: str) -> str:
     """A copy of a grid's card for a department's group: which grid is handling it comes first."""
     return f"**【抄送·{department}】** 承办网格：{grid}\n" + card
+
+
+# ---------------------------------------------------------------------------- the case page (/m/cases/…)
+
+MOBILE_PAGE = {
+    "app_name": "网格通",
+    "login_title": "工作人员登录",
+    "login_hint": "请用网格通工作账号登录，登录后回到您要办理的事件。",
+    "login_label": "账号",
+    "password_label": "密码",
+    "login_button": "登录",
+    "login_failed": "账号或密码不正确，请重新输入。",
+    "logged_out": "您已退出登录。",
+    "logout_button": "退出",
+    "my_cases": "我的待办",
+    "no_open_cases": "您所在网格暂无待办事件。",
+    "open_from_group": "请从工作群消息中的“点击办理”链接打开事件。",
+    "case_title": "事件办理",
+    "case_no": "编号",
+    "category": "类别",
+    "urgency": "紧急程度",
+    "urgent": "紧急",
+    "normal": "一般",
+    "status": "状态",
+    "grid": "所在网格",
+    "assignee": "承办人",
+    "place": "地点",
+    "coordinates": "定位",
+    "reported_at": "上报时间",
+    "report": "群众反映",
+    "voice": "语音转写",
+    "photos": "现场照片",
+    "no_photos": "无照片",
+    "deadlines": "时限",
+    "accept_deadline": "接单时限",
+    "resolve_deadline": "办结时限",
+    "overdue": "已超时",
+    "no_deadline": "无",
+    "timeline": "办理记录（最新在上）",
+    "actions": "办理",
+    "no_actions": "当前没有您可以办理的操作。",
+    "system": "系统",
+    "not_provided": "未提供",
+    "uncategorised": "待分类",
+    "take": "接单",
+    "start": "开始处置",
+    "note": "补充说明",
+    "transfer": "转办",
+    "suspend": "挂起",
+    "resume": "恢复办理",
+    "resolve": "办结",
+    "note_label": "说明",
+    "transfer_reason": "转办原因（必填）",
+    "transfer_target": "转至网格",
+    "choose_grid": "请选择网格",
+    "suspend_reason": "挂起原因（必填，如等待燃气公司处理）",
+    "resolve_note": "办结说明（必填：怎么处理的、结果如何）",
+    "photos_label": "照片（可选，最多9张）",
+    "need_transfer_reason": "请填写转办原因。",
+    "need_transfer_target": "请选择要转至的网格。",
+    "bad_transfer_target": "所选网格不在可转办的范围内，请重新选择。",
+    "same_grid": "该事件已在所选网格，无需转办。",
+    "need_suspend_reason": "请填写挂起原因。",
+    "need_resolve_note": "请填写办结说明。",
+    "need_note_or_photo": "请填写说明或上传照片。",
+    "already_suspended": "该事件已挂起，无需再次挂起。",
+    "not_suspended": "该事件没有挂起，无需恢复。",
+    "action_not_allowed": "您的账号不能对该事件进行此项操作。",
+    "stale": "该事件刚刚有了新进展，本次操作没有执行。请查看下面的最新状态后再操作。",
+    "already_taken_by_you": "您已接单，无需重复提交。",
+    "failed": "操作没有成功，请检查填写的内容后重试。",
+    "form_expired": "页面已过期，本次操作没有执行。请重新打开事件页面后再试。",
+    "forbidden_title": "无法查看",
+    "forbidden": "您没有查看该事件的权限。如有疑问，请联系所在网格或平台管理员。",
+    "not_found_title": "未找到",
+    "not_found": "没有找到这个编号的事件，请核对工作群消息中的链接。",
+    "back": "返回",
+    "suspended_since": "已挂起（{since} 起），时限暂停计时",
+}
+
+MOBILE_DONE = {
+    "take": "已接单，请尽快处置。",
+    "start": "已开始处置。",
+    "note": "已补充说明。",
+    "transfer": "已转办。",
+    "suspend": "已挂起，时限暂停计时。",
+    "resume": "已恢复办理，时限继续计时。",
+    "resolve": "已办结，将请群众评价。",
+}
+
+
+def mobile_done(action: str) -> str:
+    return MOBILE_DONE.get(action, f"已{ACTION_NAMES.get(action, action)}。")
+
+
+def transferred_away(grid: str) -> str:
+    return f"该事件已由您转办至{grid}，由该网格继续办理。"
+
+
+def transferred_to(grid: str) -> str:
+    return f"转至{grid}"
+
+
+def photos_pending(count: int) -> str:
+    return f"{count}张照片正在接收"
+
+
+def photos_missing(count: int) -> str:
+    return f"{count}张照片未能取得"
+
+
+def other_attachments(count: int) -> str:
+    return f"另有{count}个附件"
+
+
+def too_many_photos(limit: int) -> str:
+    return f"一次最多上传{limit}张照片，请删去一些后重试。"
+
+
+def bad_photo(position: int) -> str:
+    return f"第{position}张照片不是有效的图片（只接受JPEG、PNG、WebP），请换一张。"
+
+
+def photo_too_big(position: int, limit_bytes: int) -> str:
+    return f"第{position}张照片超过{limit_bytes // (1024 * 1024)}MB，请压缩后重试。"
+
+
+def note_too_long(limit: int) -> str:
+    return f"填写的内容太长，请精简到{limit}字以内。"
