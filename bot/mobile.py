@@ -211,11 +211,20 @@ def _photos(refs: Iterable[Any], media: dict[int, Media]) -> Photos:
 
 
 def _case_media(session: Session, case: Case, events: list[CaseEvent]) -> dict[int, Media]:
-    """Every media row that belongs to this case: the report's and those the events refer to."""
+    """Every media row that belongs to this case: the report's and those the events refer to.
+
+    An event's `media:<id>` counts only for a row not tied to another case's report or events: attachments given
+    through the API are free text, and must not open another grid's photos to whoever wrote them."""
     ids = {int(m.group(1)) for e in events for ref in e.attachments if (m := MEDIA_REF.match(str(ref)))}
+    own_events = {e.id for e in events}
     rows: list[Media] = []
     if ids:
-        rows += session.exec(select(Media).where(col(Media.id).in_(ids))).all()
+        rows += [
+            m
+            for m in session.exec(select(Media).where(col(Media.id).in_(ids))).all()
+            if (m.report_id is None or m.report_id == case.report_id)
+            and (m.case_event_id is None or m.case_event_id in own_events)
+        ]
     if case.report_id is not None:
         rows += session.exec(select(Media).where(Media.report_id == case.report_id, Media.kind == "image")).all()
     return {m.id: m for m in rows if m.id is not None}
@@ -597,9 +606,9 @@ def case_action(
         return _not_found(request, visitor)
     if not _staff_view(actor, case):
         return _refusal(request, session, visitor, case)
+    if action == "take" and case.status == "taken" and case.assignee_id == visitor.person_id:
+        return _case_page(request, session, settings, now, visitor, case, notice=T["already_taken_by_you"])
     if seen != str(case.last_event_seq):
-        if action == "take" and case.status == "taken" and case.assignee_id == visitor.person_id:
-            return _case_page(request, session, settings, now, visitor, case, notice=T["already_taken_by_you"])
         return _case_page(request, session, settings, now, visitor, case, status=409, error=T["stale"], form=form)
     try:
         if photo_refusal is not None:

@@ -15,8 +15,9 @@ from sqlmodel import col, select
 
 from bot.config import Settings
 from bot.sla import sla_policy
+from bot.storage import LocalMediaStore
 from handlers import texts
-from handlers.cases import ActionInput, act_on_case, get_case
+from handlers.cases import ActionInput, act_on_case, add_note, get_case
 from handlers.people import get_person_by_login
 from models import Case, CaseEvent, Media, OutboxMessage
 from models.db import session_scope
@@ -445,3 +446,57 @@ def test_my_cases_lists_what_is_open_in_my_grids(live: LiveServer, browser: http
         log_in(outsider, "wb", "/m/")
         mine = outsider.get("/m/")
         assert case_no not in mine.text and texts.MOBILE_PAGE["no_open_cases"] in mine.text
+
+
+def test_the_residents_photos_show_as_thumbnails_and_those_still_coming_are_counted(
+    browser: httpx.Client, case_no: str, engine: Engine, settings: Settings, clock: FakeClock
+) -> None:
+    photo = jpeg_with_gps()
+    LocalMediaStore(settings.media.root).put("2026/11/ab/resident.jpg", photo)
+    with session_scope(engine) as session:
+        report_id = get_case(session, case_no).report_id
+        stored = Media(
+            report_id=report_id,
+            kind="image",
+            source="wechat",
+            path="2026/11/ab/resident.jpg",
+            content_type="image/jpeg",
+            status="stored",
+            created_at=clock(),
+        )
+        session.add_all([stored, Media(report_id=report_id, kind="image", wechat_media_id="w2", created_at=clock())])
+        session.flush()
+        stored_id = stored.id
+    log_in(browser, "wa", "/m/")
+    page = open_case(browser, case_no)
+    assert f"/m/cases/{case_no}/photos/{stored_id}?thumb=1" in page.text
+    assert texts.photos_pending(1) in page.text and texts.MOBILE_PAGE["no_photos"] not in page.text
+    assert browser.get(f"/m/cases/{case_no}/photos/{stored_id}").content == photo
+
+
+def test_a_media_reference_to_another_grids_photo_opens_nothing(
+    live: LiveServer, browser: httpx.Client, case_no: str, engine: Engine, clock: FakeClock, settings: Settings
+) -> None:
+    with session_scope(engine) as session:
+        other = make_case(session, clock(), text="幸福小区路灯不亮", urgent=True)
+        operator = actor_of(session, get_person_by_login(session, "op"))
+        act_on_case(session, other.case_no, "accept", operator, clock(), sla_policy(settings))
+        act_on_case(
+            session, other.case_no, "dispatch", operator, clock(), sla_policy(settings), ActionInput(grid_code="B")
+        )
+        other_no = other.case_no
+    with new_browser(live) as worker_b:
+        log_in(worker_b, "wb", "/m/")
+        page = open_case(worker_b, other_no)
+        files = [("photos", ("b.jpg", jpeg_with_gps(), "image/jpeg"))]
+        assert submit(worker_b, page, other_no, "note", files=files, note="路灯").status_code == 303
+    with session_scope(engine) as session:
+        media_id = session.exec(select(Media.id)).one()
+        # attachments through the staff API are free text: worker A names grid B's photo on grid A's case
+        add_note(
+            session, case_no, actor_of(session, get_person_by_login(session, "wa")), clock(), "", [f"media:{media_id}"]
+        )
+    log_in(browser, "wa", "/m/")
+    page = open_case(browser, case_no)
+    assert f"/photos/{media_id}" not in page.text and texts.other_attachments(1) in page.text
+    assert browser.get(f"/m/cases/{case_no}/photos/{media_id}").status_code == 404
