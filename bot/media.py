@@ -1,33 +1,32 @@
 """The media worker: downloads photos and voice a resident sent, checks them, stores them, retries.
 
-A photo must be a real image (Pillow reads and verifies it) within the size limit; anything else is kept as
-`missing` with the reason, so the case shows what was lost instead of failing.
+A photo must be a real JPEG, PNG or WebP within the size limit (bot/storage.py clean_photo); it is stored
+re-encoded, upright and without EXIF (GPS), XMP or comments. Anything else is kept as `missing` with the reason,
+so the case shows what was lost instead of failing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from bot.claims import claim_due
 from bot.config import Settings
 from bot.gateway import Gateway, GatewayError
-from bot.storage import MediaStore
+from bot.storage import MediaStore, PhotoRefused, clean_photo
 from models import Media
 from models.db import session_scope
 
 log = logging.getLogger("gridbot.media")
 
 LEASE = timedelta(minutes=2)
-IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
 Image.MAX_IMAGE_PIXELS = 40_000_000  # refuse decompression bombs long before they exhaust memory
 
 
@@ -37,25 +36,11 @@ class BadMedia(Exception):
 
 @dataclass(frozen=True)
 class CheckedFile:
+    data: bytes  # what is stored: a photo re-encoded without its metadata, a voice file as received
     extension: str
     content_type: str
     width: int | None
     height: int | None
-
-
-def check_image(data: bytes, max_bytes: int) -> CheckedFile:
-    if len(data) > max_bytes:
-        raise BadMedia(f"image of {len(data)} bytes is over the {max_bytes} byte limit")
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()
-        with Image.open(io.BytesIO(data)) as image:
-            fmt, (width, height) = image.format, image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError, ValueError) as exc:
-        raise BadMedia(f"not a readable image ({type(exc).__name__})") from None
-    if fmt not in IMAGE_FORMATS:
-        raise BadMedia(f"image format {fmt} is not accepted")
-    return CheckedFile(IMAGE_FORMATS[fmt], Image.MIME.get(fmt, "image/" + fmt.lower()), width, height)
 
 
 @dataclass
@@ -96,14 +81,14 @@ class MediaFetcher:
         try:
             data, content_type = self.gateway.download_media(wechat_id)
             checked = self._check(kind, data, content_type)
-            digest = hashlib.sha256(data).hexdigest()
+            digest = hashlib.sha256(checked.data).hexdigest()
             key = f"{now:%Y/%m}/{digest[:2]}/{digest}.{checked.extension}"
-            self.store.put(key, data)
+            self.store.put(key, checked.data)
             outcome = {
                 "status": "stored",
                 "path": key,
                 "sha256": digest,
-                "size_bytes": len(data),
+                "size_bytes": len(checked.data),
                 "content_type": checked.content_type,
                 "width": checked.width,
                 "height": checked.height,
@@ -131,8 +116,13 @@ class MediaFetcher:
 
     def _check(self, kind: str, data: bytes, content_type: str) -> CheckedFile:
         if kind == "image":
-            return check_image(data, self.settings.media.max_image_bytes)
+            # the same check and cleaning as photos uploaded on the case page: EXIF (GPS) never reaches storage
+            try:
+                photo = clean_photo(data, self.settings.media.max_image_bytes)
+            except PhotoRefused as exc:
+                raise BadMedia(f"photo refused: {exc}") from None
+            return CheckedFile(photo.data, photo.extension, photo.content_type, photo.width, photo.height)
         if len(data) > self.settings.media.max_voice_bytes:
             raise BadMedia(f"{kind} of {len(data)} bytes is over the {self.settings.media.max_voice_bytes} byte limit")
         extension = {"audio/amr": "amr", "audio/mpeg": "mp3", "audio/speex": "spx"}.get(content_type, "bin")
-        return CheckedFile(extension, content_type, None, None)
+        return CheckedFile(data, extension, content_type, None, None)

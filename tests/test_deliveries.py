@@ -1,22 +1,29 @@
-"""Failed deliveries are visible and can be retried by hand: the API, the CLI, and the worker sending them again."""
+"""Outbox and media workers seen by people: failed deliveries retried by hand; chat photos stored without EXIF."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.gateway import Gateway
+from bot.media import MediaFetcher
 from bot.outbox import OutboxSender
+from bot.storage import LocalMediaStore
 from handlers.deliveries import list_deliveries, retry_deliveries
 from handlers.errors import InvalidInput, NotFound
+from models import Media
 from models.db import new_session, session_scope
 from tests.conftest import FakeClock, LiveServer
 from tests.factories import auth, make_person, token_for
@@ -114,3 +121,27 @@ def test_the_cli_lists_and_retries_every_failed_message(rig: Rig, db_url: str) -
     assert gridbot("outbox", "retry", "--all-failed").stdout.strip() == "no failed messages"
     bad = gridbot("outbox", "retry", "424242")
     assert bad.returncode == 1 and "no outbox message 424242" in bad.stderr
+
+
+def test_a_photo_sent_in_the_chat_is_stored_without_its_gps(rig: Rig, tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (38.0, 2.0, 30.0), 3: "E", 4: (114.0, 30.0, 15.0)}  # GPSInfo
+    exif[0x010F] = "PhoneMaker"
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 90), "green").save(buffer, "JPEG", exif=exif.tobytes())
+    with Image.open(io.BytesIO(buffer.getvalue())) as sent:
+        assert sent.getexif().get_ifd(0x8825)  # the fixture really carries a position
+    rig.fake.media["GPS"] = (buffer.getvalue(), "image/jpeg")
+    with session_scope(rig.engine) as session:
+        media = Media(kind="image", source="wechat", wechat_media_id="GPS", next_attempt_at=rig.clock())
+        session.add(media)
+        session.flush()
+        media_id = media.id
+    store = LocalMediaStore(tmp_path / "media")
+    MediaFetcher(rig.engine, rig.gateway, store, rig.settings, rig.clock).run_once()
+    with new_session(rig.engine) as session:
+        row = session.get(Media, media_id)
+        assert row is not None and row.status == "stored" and row.path is not None
+        assert row.sha256 == hashlib.sha256(store.get(row.path)).hexdigest()
+    with Image.open(io.BytesIO(store.get(row.path))) as kept:
+        assert kept.size == (120, 90) and not kept.getexif().get_ifd(0x8825) and 0x010F not in kept.getexif()
