@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from handlers import texts
 from handlers.notify import tell_grid
-from models import Case, Grid, Report
+from models import Case, Grid, Media, Report
 
 EXCERPT_CHARS = 80
 
@@ -52,6 +52,10 @@ class Announcer:
     def link(self, case_no: str) -> str:
         return f"{self.public_base_url.rstrip('/')}/m/cases/{case_no}"
 
+    def photo_link(self, case_no: str, media_id: int | None) -> str | None:
+        """The case page serves a report's photos to staff who may see the case (once downloaded)."""
+        return f"{self.link(case_no)}/photos/{media_id}" if media_id is not None else None
+
     def when(self, moment: datetime | None) -> str:
         return texts.fmt_time(moment, self.zone) if moment is not None else "—"
 
@@ -81,7 +85,7 @@ def announce_move(
             excerpt,
             announcer.when(case.accept_deadline),
             link,
-            None,
+            announcer.photo_link(case.case_no, first_photo(session, case.report_id)),
         )
     key = f"case:{case.id}:{action}:{case.last_event_seq}"
     told = tell_grid(session, grid, card, now, dedupe_key=key, case=case)
@@ -105,6 +109,15 @@ def tell_departments(
 @dataclass(frozen=True)
 class _Channel:
     channel: dict[str, Any] | None
+
+
+def first_photo(session: Session, report_id: int | None) -> int | None:
+    """The report's first photo, if it has one: the card links to it."""
+    if report_id is None:
+        return None
+    return session.exec(
+        select(Media.id).where(Media.report_id == report_id, Media.kind == "image").order_by(col(Media.id)).limit(1)
+    ).first()
 
 
 def _grid_name(session: Session, code: Any) -> str:

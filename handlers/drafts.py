@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from classifier.engine import Classification, Classifier
 from handlers import texts
-from handlers.announce import Announcer, tell_departments
+from handlers.announce import Announcer, first_photo, tell_departments
 from handlers.cases import dispatch_new_case, insert_new_case, new_case
 from handlers.grids import GridIndex
 from handlers.notify import tell_grid, tell_person
@@ -283,7 +283,7 @@ def submit_draft(
     insert_new_case(session, case, events)
     if dispatched_to is not None:
         card_text = (report_text or transcript or "")[:80]
-        notify_dispatched(session, case, dispatched_to, draft.address, card_text, ctx, now)
+        notify_dispatched(session, case, dispatched_to, draft.address, card_text, ctx, now, bool(draft.media_ids))
     close_draft(session, draft, "submitted", now, case_id=case.id)
     name = ctx.classifier.taxonomy.name_of(subcategory)
     reply = texts.submitted(case.case_no, name, case.urgency == "urgent", case.needs_review)
@@ -298,8 +298,11 @@ def notify_dispatched(
     text: str,
     ctx: IntakeContext,
     now: datetime,
+    has_photos: bool = False,
 ) -> None:
     deadline = texts.fmt_time(case.accept_deadline, ctx.zone) if case.accept_deadline else "—"
+    link = f"{ctx.public_base_url.rstrip('/')}/m/cases/{case.case_no}"
+    photo = first_photo(session, case.report_id) if has_photos else None
     card = texts.group_card(
         case.case_no,
         ctx.classifier.taxonomy.name_of(case.subcategory),
@@ -307,8 +310,8 @@ def notify_dispatched(
         address or grid.name,
         text,
         deadline,
-        f"{ctx.public_base_url.rstrip('/')}/m/cases/{case.case_no}",
-        None,
+        link,
+        f"{link}/photos/{photo}" if photo is not None else None,
     )
     tell_grid(session, grid, card, now, dedupe_key=f"case:{case.id}:dispatch:{case.last_event_seq}", case=case)
     if ctx.announcer is not None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from models import OutboxMessage
+from models import Case, Media, OutboxMessage
 from models.db import session_scope
 from tests.conftest import FakeClock
 from tests.factories import auth, make_case, make_district, make_person, token_for
@@ -259,3 +259,20 @@ def test_a_worker_suspends_and_resumes_a_case_over_http(
     r = act(http, tokens.worker_a, case_no, "resume")
     assert r.status_code == 200 and r.json()["case"]["resolve_deadline"] is not None
     assert [e["action"] for e in r.json()["events"]][-2:] == ["suspend", "resume"]
+
+
+def test_the_dispatch_card_links_to_the_reports_first_photo(
+    http: httpx.Client, tokens: Tokens, case_no: str, engine: Engine
+) -> None:
+    with session_scope(engine) as session:
+        case = session.exec(select(Case).where(Case.case_no == case_no)).one()
+        voice = Media(kind="voice", source="wechat", report_id=case.report_id)
+        photo = Media(kind="image", source="wechat", report_id=case.report_id)
+        session.add_all([voice, photo])
+        session.flush()
+        photo_id = photo.id
+    act(http, tokens.operator, case_no, "accept")
+    act(http, tokens.operator, case_no, "dispatch", grid_code="A")
+    with session_scope(engine) as session:
+        card = session.exec(select(OutboxMessage).where(OutboxMessage.target == "robot-A")).one().payload["markdown"]
+    assert f"[现场照片](http://127.0.0.1:8000/m/cases/{case_no}/photos/{photo_id})" in card

@@ -191,6 +191,8 @@ def test_a_report_in_several_messages_becomes_one_dispatched_case(http: httpx.Cl
     (post,) = rows(engine, OutboxMessage)
     assert (post.channel, post.target) == ("wecom_robot", "robot-A")
     assert "20261122-0001" in post.payload["markdown"] and "井盖" in post.payload["markdown"]
+    first_photo = min(m.id for m in media if m.wechat_media_id == "MEDIA_1")
+    assert f"[现场照片](http://127.0.0.1:8000/m/cases/20261122-0001/photos/{first_photo})" in post.payload["markdown"]
     assert rows(engine, ReportDraft)[0].status == "submitted"
 
 
