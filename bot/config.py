@@ -89,6 +89,10 @@ class WxaSettings(_Section):
 
 class WecomSettings(_Section):
     api_base_url: str = "https://qyapi.weixin.qq.com/"
+    # The self-built WeCom application (自建应用) that created the grids' app chats (wecom_appchat channels).
+    corpid: str = ""
+    secret: SecretStr = SecretStr("")  # the application's own secret; from GRIDBOT_WECOM__SECRET
+    agentid: int | None = None  # the application's id; names its access token in service_tokens
 
 
 class UrgencyMinutes(_Section):

@@ -7,7 +7,10 @@ What we add to wechatpy 1.8.18 (each has a test against tests/fakes/wechat_api.p
 - a bounded refresh-and-retry on 40001/40014/42001 (wechatpy recurses without limit);
 - timeouts on every call, and all failures mapped to GatewayError with `retryable` set, so the outbox knows
   whether to back off (−1 busy, 45009 rate limit, HTTP 5xx, network errors) or give up;
-- the WeCom group-robot webhook, which wechatpy does not have.
+- the WeCom group-robot webhook, which wechatpy does not have;
+- WeCom app chats through wechatpy's enterprise client (1.8.18 has it as `wechatpy.enterprise.WeChatClient`; 2.x
+  renamed it `wechatpy.work`), whose `cgi-bin/gettoken` URL is hard-wired and whose token key holds the start of
+  the secret: both replaced, the token shared in the database like the official account's.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import requests
 from sqlalchemy import Engine
 from wechatpy import WeChatClient
+from wechatpy.enterprise import WeChatClient as WeComClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 
@@ -31,6 +35,11 @@ log = logging.getLogger("gridbot.gateway")
 TIMEOUT = (3.05, 10.0)  # connect, read (seconds)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 RETRYABLE_ERRORS = frozenset({-1, 45009, 45011}) | TOKEN_ERRORS
+# WeCom: 40014 invalid and 42001 expired token; 40001 there is a wrong secret (permanent). 45033: too many
+# concurrent calls.
+WECOM_TOKEN_ERRORS = frozenset({40014, 42001})
+WECOM_BUSY = frozenset({-1, 45009, 45033})
+WECOM_RETRYABLE_ERRORS = WECOM_BUSY | WECOM_TOKEN_ERRORS
 TOKEN_MARGIN = timedelta(seconds=120)
 
 
@@ -70,7 +79,42 @@ class DatabaseTokenStorage(SessionStorage):  # type: ignore[misc]
                 session.delete(row)
 
 
-class OfficialAccountClient(WeChatClient):  # type: ignore[misc]
+class _BoundedTokenRetry:
+    """`_request` with at most `max_token_retries` refreshes on a rejected token (wechatpy's own retry recurses
+    without limit), and every failure mapped to GatewayError."""
+
+    max_token_retries: int
+    token_errors: frozenset[int]
+    retryable_errors: frozenset[int]
+    session: SessionStorage
+    access_token_key: str
+
+    def _refresh_token(self) -> None:
+        raise NotImplementedError
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        caller_params = dict(kwargs.get("params") or {})
+        for attempt in range(self.max_token_retries + 1):
+            call = dict(kwargs, params=dict(caller_params))
+            try:
+                return super()._request(method, url_or_endpoint, **call)  # type: ignore[misc]
+            except WeChatClientException as exc:
+                code = _errcode(exc)
+                if code in self.token_errors and attempt < self.max_token_retries:
+                    log.info("access token rejected (%s); refreshing once", code)
+                    self.session.delete(self.access_token_key)
+                    self._refresh_token()
+                    continue
+                raise _mapped(exc, url_or_endpoint, self.retryable_errors) from None
+            except requests.RequestException as exc:
+                raise GatewayError(f"{url_or_endpoint}: {type(exc).__name__}", retryable=True) from None
+        raise GatewayError(f"{url_or_endpoint}: token still rejected", retryable=True)  # pragma: no cover
+
+
+class OfficialAccountClient(_BoundedTokenRetry, WeChatClient):  # type: ignore[misc]
+    token_errors = TOKEN_ERRORS
+    retryable_errors = RETRYABLE_ERRORS
+
     def __init__(
         self, appid: str, secret: str, base_url: str, storage: SessionStorage, max_token_retries: int = 1
     ) -> None:
@@ -93,38 +137,80 @@ class OfficialAccountClient(WeChatClient):  # type: ignore[misc]
             )
         except requests.RequestException as exc:
             raise GatewayError(f"stable_token: {type(exc).__name__}", retryable=True) from None
-        if res.status_code >= 400:
-            raise GatewayError(f"stable_token: HTTP {res.status_code}", retryable=res.status_code >= 500)
-        result = res.json()
-        if result.get("errcode"):
-            code = int(result["errcode"])
-            raise GatewayError(
-                f"stable_token: errcode {code} {result.get('errmsg', '')}",
-                errcode=code,
-                retryable=code in RETRYABLE_ERRORS,
-            )
-        expires_in = int(result.get("expires_in", 7200))
-        self.session.set(self.access_token_key, result["access_token"], expires_in)
-        self.expires_at = None
-        return dict(result)
+        result = _answer(res, "stable_token", RETRYABLE_ERRORS)
+        self.session.set(self.access_token_key, result["access_token"], int(result.get("expires_in", 7200)))
+        self.expires_at = None  # the storage's expiry decides, so every worker agrees on it
+        return result
 
-    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
-        caller_params = dict(kwargs.get("params") or {})
-        for attempt in range(self.max_token_retries + 1):
-            call = dict(kwargs, params=dict(caller_params))
-            try:
-                return super()._request(method, url_or_endpoint, **call)
-            except WeChatClientException as exc:
-                code = _errcode(exc)
-                if code in TOKEN_ERRORS and attempt < self.max_token_retries:
-                    log.info("access token rejected (%s); refreshing once", code)
-                    self.session.delete(self.access_token_key)
-                    self.fetch_access_token(force_refresh=True)
-                    continue
-                raise _mapped(exc, url_or_endpoint) from None
-            except requests.RequestException as exc:
-                raise GatewayError(f"{url_or_endpoint}: {type(exc).__name__}", retryable=True) from None
-        raise GatewayError(f"{url_or_endpoint}: token still rejected", retryable=True)  # pragma: no cover
+    def _refresh_token(self) -> None:
+        self.fetch_access_token(force_refresh=True)
+
+
+class WeComAppClient(_BoundedTokenRetry, WeComClient):  # type: ignore[misc]
+    """A WeCom self-built application: `cgi-bin/gettoken` with its corp id and secret, then `appchat/send`."""
+
+    token_errors = WECOM_TOKEN_ERRORS
+    retryable_errors = WECOM_RETRYABLE_ERRORS
+
+    def __init__(
+        self,
+        corpid: str,
+        secret: str,
+        agentid: int | None,
+        base_url: str,
+        storage: SessionStorage,
+        max_token_retries: int = 1,
+    ) -> None:
+        self.agentid = agentid
+        super().__init__(corpid, secret, session=storage, timeout=TIMEOUT, auto_retry=False)
+        self.base_url = base_url.rstrip("/") + "/"
+        self.API_BASE_URL = self.base_url + "cgi-bin/"
+        self.max_token_retries = max_token_retries
+
+    @property
+    def access_token_key(self) -> str:
+        # wechatpy's key embeds the first ten characters of the secret; a token is per application anyway.
+        return f"wecom_{self.corp_id}_{self.agentid if self.agentid is not None else 'app'}_access_token"
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        if not self.corp_id or not self.secret:
+            raise GatewayError("WeCom app chat: wecom.corpid and wecom.secret are not configured", retryable=False)
+        try:
+            res = self._http.get(
+                self.API_BASE_URL + "gettoken",
+                params={"corpid": self.corp_id, "corpsecret": self.secret},
+                timeout=TIMEOUT,
+            )
+        except requests.RequestException as exc:
+            raise GatewayError(f"gettoken: {type(exc).__name__}", retryable=True) from None
+        # Only "busy" is worth retrying here: a wrong secret (40001) or corp id (40013) stays wrong.
+        result = _answer(res, "gettoken", WECOM_BUSY)
+        self.session.set(self.access_token_key, result["access_token"], int(result.get("expires_in", 7200)))
+        self.expires_at = None
+        return result
+
+    def _refresh_token(self) -> None:
+        self.fetch_access_token()
+
+
+def _answer(res: requests.Response, endpoint: str, retryable_errors: frozenset[int]) -> dict[str, Any]:
+    """The JSON answer of a call made with requests directly, or GatewayError (HTTP status, not JSON, errcode)."""
+    if res.status_code >= 400:
+        raise GatewayError(f"{endpoint}: HTTP {res.status_code}", retryable=res.status_code >= 500)
+    try:
+        result = res.json()
+    except ValueError:
+        raise GatewayError(f"{endpoint}: answer is not JSON", retryable=True) from None
+    if not isinstance(result, dict):
+        raise GatewayError(f"{endpoint}: unexpected answer {result!r:.200}", retryable=True)
+    code = int(result.get("errcode") or 0)
+    if code:
+        raise GatewayError(
+            f"{endpoint}: errcode {code} {result.get('errmsg', '')}",
+            errcode=code,
+            retryable=code in retryable_errors,
+        )
+    return result
 
 
 def _errcode(exc: WeChatClientException) -> int | None:
@@ -134,12 +220,14 @@ def _errcode(exc: WeChatClientException) -> int | None:
         return None
 
 
-def _mapped(exc: WeChatClientException, endpoint: str) -> GatewayError:
+def _mapped(
+    exc: WeChatClientException, endpoint: str, retryable_errors: frozenset[int] = RETRYABLE_ERRORS
+) -> GatewayError:
     code = _errcode(exc)
     if code is None:
         status = exc.response.status_code if exc.response is not None else None
         return GatewayError(f"{endpoint}: HTTP {status}", retryable=status is None or status >= 500)
-    return GatewayError(f"{endpoint}: errcode {code} {exc.errmsg}", errcode=code, retryable=code in RETRYABLE_ERRORS)
+    return GatewayError(f"{endpoint}: errcode {code} {exc.errmsg}", errcode=code, retryable=code in retryable_errors)
 
 
 class Gateway:
@@ -154,6 +242,13 @@ class Gateway:
             DatabaseTokenStorage(engine),
         )
         self.wecom_base = settings.wecom.api_base_url.rstrip("/") + "/"
+        self.wecom = WeComAppClient(
+            settings.wecom.corpid,
+            settings.wecom.secret.get_secret_value(),
+            settings.wecom.agentid,
+            settings.wecom.api_base_url,
+            DatabaseTokenStorage(engine),
+        )
         self._http = requests.Session()
 
     def send_text(self, openid: str, text: str) -> None:
@@ -180,16 +275,10 @@ class Gateway:
             )
         except requests.RequestException as exc:
             raise GatewayError(f"webhook/send: {type(exc).__name__}", retryable=True) from None
-        if res.status_code >= 400:
-            raise GatewayError(f"webhook/send: HTTP {res.status_code}", retryable=res.status_code >= 500)
-        try:
-            result = res.json()
-        except ValueError:
-            raise GatewayError("webhook/send: answer is not JSON", retryable=True) from None
-        code = int(result.get("errcode", 0))
-        if code:
-            raise GatewayError(
-                f"webhook/send: errcode {code} {result.get('errmsg', '')}",
-                errcode=code,
-                retryable=code in RETRYABLE_ERRORS,
-            )
+        _answer(res, "webhook/send", RETRYABLE_ERRORS)
+
+    def post_appchat_markdown(self, chatid: str, markdown: str) -> None:
+        """WeCom app chat (群聊会话 of our application): POST cgi-bin/appchat/send, msgtype markdown."""
+        result = self.wecom.appchat.send(chatid, "markdown", content=markdown)
+        if not isinstance(result, dict):  # wechatpy hands back the response when it is not JSON
+            raise GatewayError("appchat/send: answer is not JSON", retryable=True)

@@ -28,6 +28,7 @@ log = logging.getLogger("gridbot.outbox")
 LEASE = timedelta(minutes=2)
 CUSTOM_WINDOW = timedelta(hours=48)
 OUT_OF_WINDOW = 45015  # customer-service message refused: the person has not written for 48 hours
+SENDERS = ("wecom_robot", "wecom_appchat", "wechat_user")  # mp_template_workers rows are wechat_user rows
 
 
 class RateLimited(Exception):
@@ -81,6 +82,12 @@ class OutboxSender:
                 self._failed_attempt(row, now, str(exc), exc.retryable)
                 session.add(row)
                 return
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # A malformed row stays malformed: fail it where people see it, and go on with the others.
+                log.exception("outbox message %s: cannot be prepared", message_id)
+                self._failed_attempt(row, now, f"malformed message: {type(exc).__name__}: {exc}", False)
+                session.add(row)
+                return
         error: tuple[str, bool] | None = None
         try:
             send()
@@ -112,15 +119,25 @@ class OutboxSender:
         log.info("outbox message %s: attempt %d failed (%s); next in %.0f s", row.id, row.attempts, error, delay)
 
     def _prepare(self, session: Session, row: OutboxMessage, now: datetime) -> Callable[[], None]:
-        """What to call for this row, decided from the database; raises RateLimited or a permanent error."""
+        """What to call for this row, decided from the database; raises RateLimited or a permanent error.
+
+        Channels: docs/outbox.md. A row whose grid channel could not be delivered to carries `channel_error`
+        (handlers/notify.py) and fails here with that reason."""
+        if row.payload.get("channel_error"):
+            raise GatewayError(str(row.payload["channel_error"]), retryable=False)
+        if row.channel not in SENDERS:
+            raise GatewayError(f"no sender for channel {row.channel!r}", retryable=False)
+        if not row.target:
+            raise GatewayError(f"{row.channel} message without a target", retryable=False)
         if row.channel == "wecom_robot":
             self._pace_robot(session, row.target, now)
-            payload = {"msgtype": "markdown", "markdown": {"content": row.payload["markdown"]}}
+            payload = {"msgtype": "markdown", "markdown": {"content": str(row.payload["markdown"])}}
             key = row.target
             return lambda: self.gateway.post_robot(key, payload)
-        if row.channel == "wechat_user":
-            return self._prepare_person(session, row, now)
-        raise GatewayError(f"no sender for channel {row.channel!r}", retryable=False)
+        if row.channel == "wecom_appchat":
+            chatid, markdown = row.target, str(row.payload["markdown"])
+            return lambda: self.gateway.post_appchat_markdown(chatid, markdown)
+        return self._prepare_person(session, row, now)
 
     def _pace_robot(self, session: Session, key: str, now: datetime) -> None:
         window_start = now - timedelta(minutes=1)
@@ -145,19 +162,21 @@ class OutboxSender:
         )
         openid, text = row.target, str(row.payload["text"])
         template = self.settings.wechat.template_case_update
+        # A grid card told to each worker (mp_template_workers) brings its own title and act-on-it link.
         data = {
-            "first": {"value": "您反映的问题有新进展"},
+            "first": {"value": str(row.payload.get("title") or "您反映的问题有新进展")},
             "keyword1": {"value": row.payload.get("case_no", "")},
             "keyword2": {"value": STATUS_NAMES.get(row.payload.get("status", ""), "")},
             "remark": {"value": text[:180]},
         }
+        url = row.payload.get("url")
 
         def send_template() -> None:
             if not template:
                 raise GatewayError(
                     "outside the 48-hour window and wechat.template_case_update is not set", retryable=False
                 )
-            self.gateway.send_template(openid, template, data)
+            self.gateway.send_template(openid, template, data, url=str(url) if url else None)
 
         def send() -> None:
             if recent:

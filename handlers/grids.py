@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from handlers.errors import InvalidInput
 from handlers.geo import CRS_VALUES, convert
+from handlers.notify import channel_problem
 from models import Grid, utcnow
 from models.grids import GRID_KINDS, GRID_LEVELS
 
@@ -86,8 +87,8 @@ def _parse_feature(index: int, feature: Any, crs: str, store_crs: str, problems:
     if parent is not None and not isinstance(parent, str):
         problems.append(f"{where}: parent must be a grid code or null")
     channel = props.get("channel")
-    if channel is not None and not (isinstance(channel, dict) and isinstance(channel.get("type"), str)):
-        problems.append(f"{where}: channel must be an object with a 'type'")
+    if channel is not None and (problem := channel_problem(channel)) is not None:
+        problems.append(f"{where}: {problem}")
     gazetteer = props.get("gazetteer") or []
     if not isinstance(gazetteer, list) or not all(isinstance(name, str) for name in gazetteer):
         problems.append(f"{where}: gazetteer must be a list of names")

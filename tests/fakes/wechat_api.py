@@ -3,6 +3,10 @@
 It keeps every call it receives, hands out stable tokens, serves temporary media (a real JPEG, or any bytes a
 test registers), and can be told to fail: `fail(path, errcode=-1, times=2)`, `fail(path, http=500)`,
 `expire_token()` (the current token answers 40001 until a new one is fetched).
+
+WeCom's side: robots (`cgi-bin/webhook/send`), and a self-built application's `cgi-bin/gettoken` (checked against
+`wecom_corpid` / `wecom_secret`) and `cgi-bin/appchat/send` to the chats in `chats`. `expire_wecom_token()`
+makes the current WeCom token answer 42001 (expired); a token never handed out answers 40014.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ class FakeWeChat:
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     valid_tokens: set[str] = field(default_factory=set)
     failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    wecom_corpid: str = "wwFAKE"
+    wecom_secret: str = "app-s3cret"
+    chats: set[str] = field(default_factory=set)  # app chats our application created (appchat/create)
+    chat_messages: list[dict[str, Any]] = field(default_factory=list)  # appchat/send bodies accepted
+    wecom_tokens: set[str] = field(default_factory=set)
+    expired_wecom_tokens: set[str] = field(default_factory=set)
     _serial: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -47,6 +57,11 @@ class FakeWeChat:
     def expire_token(self) -> None:
         with self._lock:
             self.valid_tokens.clear()
+
+    def expire_wecom_token(self) -> None:
+        with self._lock:
+            self.expired_wecom_tokens |= self.wecom_tokens
+            self.wecom_tokens.clear()
 
     def calls_to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
@@ -115,6 +130,41 @@ class FakeWeChat:
                 return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": next(self._serial)})
 
             app.post(path)(api)
+
+        @app.get("/cgi-bin/gettoken")
+        async def wecom_gettoken(request: Request) -> Response:
+            call = await record(request)
+            if (failed := scripted(call.path)) is not None:
+                return failed
+            if call.params.get("corpid") != self.wecom_corpid:
+                return JSONResponse({"errcode": 40013, "errmsg": "invalid corpid"})
+            if call.params.get("corpsecret") != self.wecom_secret:
+                return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+            with self._lock:
+                if not self.wecom_tokens:  # like WeCom: the same token until it expires
+                    self.wecom_tokens = {f"WECOM-{next(self._serial)}"}
+                token = next(iter(self.wecom_tokens))
+            return JSONResponse({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200})
+
+        @app.post("/cgi-bin/appchat/send")
+        async def appchat_send(request: Request) -> Response:
+            call = await record(request)
+            if (failed := scripted(call.path)) is not None:
+                return failed
+            token = call.params.get("access_token")
+            if token in self.expired_wecom_tokens:
+                return JSONResponse({"errcode": 42001, "errmsg": "access_token expired"})
+            if token not in self.wecom_tokens:
+                return JSONResponse({"errcode": 40014, "errmsg": "invalid access_token"})
+            body = call.body if isinstance(call.body, dict) else {}
+            if body.get("chatid") not in self.chats:
+                return JSONResponse({"errcode": 86003, "errmsg": "chatid not exist"})
+            kind = body.get("msgtype")
+            if kind not in ("text", "markdown") or not (body.get(kind) or {}).get("content"):
+                return JSONResponse({"errcode": 44004, "errmsg": "empty content or unsupported msgtype"})
+            with self._lock:
+                self.chat_messages.append(body)
+            return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
         @app.post("/cgi-bin/webhook/send")
         async def robot(request: Request) -> Response:
