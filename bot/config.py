@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from sqlalchemy.engine import make_url
 
 from classifier.taxonomy import default_taxonomy
+from handlers.notify import channel_problem
 from handlers.worktime import work_calendar
 
 ENV_PREFIX = "GRIDBOT_"
@@ -183,9 +184,11 @@ class RoutingSettings(_Section):
         for name, channel in value.items():
             if name not in known:
                 raise ValueError(f"{name!r} is not a department of the taxonomy ({', '.join(known)})")
-            if not isinstance(channel, dict) or not channel.get("type"):
-                example = "{type: wecom_robot, key: ...}"
-                raise ValueError(f"department {name!r} needs a channel with a type, e.g. {example}")
+            problem = channel_problem(channel)
+            if problem is None and channel.get("type") == "mp_template_workers":
+                problem = "mp_template_workers reaches a grid's workers; a department needs a group channel"
+            if problem is not None:
+                raise ValueError(f"department {name!r}: {problem}")
         return value
 
     @field_validator("told_for")

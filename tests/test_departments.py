@@ -87,7 +87,9 @@ def test_a_later_transfer_does_not_tell_the_department_again(session: Session, c
     ("body", "fragment"),
     [
         ("routing:\n  departments:\n    警察局: {type: wecom_robot, key: k}\n", "not a department of the taxonomy"),
-        ("routing:\n  departments:\n    派出所: {key: k}\n", "needs a channel with a type"),
+        ("routing:\n  departments:\n    派出所: {key: k}\n", "channel must be an object with a 'type'"),
+        ("routing:\n  departments:\n    派出所: {type: wecom_appchat}\n", "needs a non-empty 'chatid'"),
+        ("routing:\n  departments:\n    派出所: {type: mp_template_workers}\n", "a department needs a group"),
         ("routing:\n  told_for:\n    Z99: [派出所]\n", "'Z99' is not a subcategory code"),
         ("routing:\n  told_for:\n    B02: [警察局]\n", "警察局 not departments of the taxonomy"),
     ],
