@@ -19,13 +19,17 @@ def out_of_china(lng: float, lat: float) -> bool:
 
 
 def _delta(lng: float, lat: float) -> tuple[float, float]:
+    # The published formula term by term, in its order of operations (so results are bit-for-bit those of the
+    # reference implementations); the term both sums share and sqrt(|x|) are computed once.
     x, y = lng - 105.0, lat - 35.0
-    dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt(abs(x))
-    dlat += (20.0 * sin(6.0 * x * pi) + 20.0 * sin(2.0 * x * pi)) * 2.0 / 3.0
+    root = sqrt(abs(x))
+    shared = (20.0 * sin(6.0 * x * pi) + 20.0 * sin(2.0 * x * pi)) * 2.0 / 3.0
+    dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * root
+    dlat += shared
     dlat += (20.0 * sin(y * pi) + 40.0 * sin(y / 3.0 * pi)) * 2.0 / 3.0
     dlat += (160.0 * sin(y / 12.0 * pi) + 320.0 * sin(y * pi / 30.0)) * 2.0 / 3.0
-    dlng = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt(abs(x))
-    dlng += (20.0 * sin(6.0 * x * pi) + 20.0 * sin(2.0 * x * pi)) * 2.0 / 3.0
+    dlng = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * root
+    dlng += shared
     dlng += (20.0 * sin(x * pi) + 40.0 * sin(x / 3.0 * pi)) * 2.0 / 3.0
     dlng += (150.0 * sin(x / 12.0 * pi) + 300.0 * sin(x / 30.0 * pi)) * 2.0 / 3.0
     radlat = lat / 180.0 * pi
@@ -48,7 +52,12 @@ def gcj02_to_wgs84(lng: float, lat: float) -> tuple[float, float]:
         return lng, lat
     w_lng, w_lat = lng, lat
     for _ in range(30):
-        g_lng, g_lat = wgs84_to_gcj02(w_lng, w_lat)
+        # wgs84_to_gcj02(w_lng, w_lat), inlined: this loop runs for every located WeChat point
+        if 72.004 <= w_lng <= 137.8347 and 0.8293 <= w_lat <= 55.8271:
+            dlng, dlat = _delta(w_lng, w_lat)
+            g_lng, g_lat = w_lng + dlng, w_lat + dlat
+        else:
+            g_lng, g_lat = w_lng, w_lat
         d_lng, d_lat = g_lng - lng, g_lat - lat
         w_lng, w_lat = w_lng - d_lng, w_lat - d_lat
         if abs(d_lng) < 1e-10 and abs(d_lat) < 1e-10:

@@ -6,21 +6,26 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import ahocorasick
+import numpy as np
 import shapely
-from shapely.geometry import Point, shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import transform
 from shapely.validation import explain_validity
+from sqlalchemy import String, cast
+from sqlalchemy import select as select_core
 from sqlmodel import Session, select
 
 from handlers.errors import InvalidInput
 from handlers.geo import CRS_VALUES, convert
 from handlers.notify import channel_problem
 from models import Grid, utcnow
+from models.db import execute_core
 from models.grids import GRID_KINDS, GRID_LEVELS
+from models.types import table_of
 
 LEVEL_DEPTH = {level: depth for depth, level in enumerate(GRID_LEVELS)}
 # Base grids may touch along edges; an overlap larger than this share of the smaller grid is an error.
@@ -249,7 +254,7 @@ def _parents_first(specs: Sequence[GridSpec]) -> list[GridSpec]:
     return ordered
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexedGrid:
     id: int
     code: str
@@ -261,27 +266,80 @@ def _specificity(entry: IndexedGrid) -> tuple[int, int]:
     return entry.rank[0], entry.rank[1]
 
 
-class GridIndex:
-    """Point-in-polygon over every grid. Built once from the database; rebuild after an import."""
+class GridRow(Protocol):
+    """What the index reads of a grid: a `Grid`, or a row of `_INDEX_ROWS` (geometry as GeoJSON text)."""
 
-    def __init__(self, grids: Sequence[Grid]) -> None:
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def parent_id(self) -> int | None: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def crs(self) -> str: ...
+    @property
+    def geometry(self) -> dict[str, Any] | str | None: ...
+    @property
+    def gazetteer(self) -> list[str] | None: ...
+
+
+_GRIDS = table_of(Grid)
+# The geometry as the stored GeoJSON text: decoding it to dicts (SQLAlchemy's JSON type) and then to shapes cost
+# 15 s at 100,000 grids; GEOS reads the text in ~2 s.
+_INDEX_ROWS = select_core(
+    _GRIDS.c.id,
+    _GRIDS.c.code,
+    _GRIDS.c.parent_id,
+    _GRIDS.c.level,
+    _GRIDS.c.kind,
+    _GRIDS.c.crs,
+    cast(_GRIDS.c.geometry, String).label("geometry"),
+    _GRIDS.c.gazetteer,
+)
+# Grids of these ranks or better (every dedicated grid, base grids and subgrids) are the leaves a point is looked
+# up in first; communities, streets and districts, whose long outlines are slow to test, only when no leaf holds it.
+_LEAF_RANK = (1, -LEVEL_DEPTH["grid"])
+
+
+def _read_geometries(raw: list[dict[str, Any] | str]) -> list[BaseGeometry]:
+    if all(isinstance(item, str) for item in raw):
+        return list(shapely.from_geojson(raw)) if raw else []
+    return [shapely.from_geojson(item) if isinstance(item, str) else shape(item) for item in raw]
+
+
+class GridIndex:
+    """Point-in-polygon over every grid. Built once from the database; rebuild after an import.
+
+    Two STRtrees: the leaves (dedicated grids, base grids, subgrids) and the areas above them. Every leaf ranks
+    before every area, so the most specific grid holding a point is among the leaves that hold it whenever one
+    does; the areas are searched only for points no leaf holds. The answer is the same as one tree over all.
+    """
+
+    def __init__(self, grids: Sequence[GridRow]) -> None:
         self.crs = grids[0].crs if grids else "wgs84"
         self._grids: list[IndexedGrid] = []
-        geometries = []
-        self._by_id: dict[int, IndexedGrid] = {}
-        for grid in grids:
-            if grid.geometry is None or grid.id is None:
-                continue
-            geometry = shape(grid.geometry)
+        with_shape = [grid for grid in grids if grid.geometry not in (None, "null") and grid.id is not None]
+        geometries = _read_geometries([grid.geometry for grid in with_shape])  # type: ignore[misc]
+        areas = shapely.area(geometries).tolist() if geometries else []
+        leaves: tuple[list[IndexedGrid], list[BaseGeometry]] = ([], [])
+        areas_above: tuple[list[IndexedGrid], list[BaseGeometry]] = ([], [])
+        for grid, geometry, area in zip(with_shape, geometries, areas, strict=True):
             entry = IndexedGrid(
-                id=grid.id,
+                id=int(grid.id),  # type: ignore[arg-type]
                 code=grid.code,
                 parent_id=grid.parent_id,
-                rank=(0 if grid.kind == "dedicated" else 1, -LEVEL_DEPTH.get(grid.level, 0), geometry.area),
+                rank=(0 if grid.kind == "dedicated" else 1, -LEVEL_DEPTH.get(grid.level, 0), area),
             )
             self._grids.append(entry)
-            geometries.append(geometry)
-        for grid in grids:
+            tier = leaves if entry.rank[:2] <= _LEAF_RANK else areas_above
+            tier[0].append(entry)
+            tier[1].append(geometry)
+        self._by_id = {entry.id: entry for entry in self._grids}
+        for grid in grids:  # grids without a polygon still belong in the chains of the grids under them
             if grid.id is not None and grid.id not in self._by_id:
                 self._by_id[grid.id] = IndexedGrid(
                     grid.id,
@@ -289,9 +347,8 @@ class GridIndex:
                     grid.parent_id,
                     (0 if grid.kind == "dedicated" else 1, -LEVEL_DEPTH.get(grid.level, 0), float("inf")),
                 )
-        for entry in self._grids:
-            self._by_id[entry.id] = entry
-        self._tree = shapely.STRtree(geometries)
+        self._tiers = [(entries, shapely.STRtree(shapes)) for entries, shapes in (leaves, areas_above) if entries]
+        self._chains: dict[int, tuple[IndexedGrid, ...]] = {}
         self._names = ahocorasick.Automaton()
         named: dict[str, list[int]] = {}
         for grid in grids:
@@ -305,7 +362,8 @@ class GridIndex:
 
     @classmethod
     def from_session(cls, session: Session) -> GridIndex:
-        return cls(session.exec(select(Grid)).all())
+        rows: Sequence[GridRow] = execute_core(session, _INDEX_ROWS).all()
+        return cls(rows)
 
     def __len__(self) -> int:
         return len(self._grids)
@@ -324,16 +382,30 @@ class GridIndex:
     def locate(self, lng: float, lat: float, crs: str = "gcj02") -> list[IndexedGrid]:
         """The chain of grids holding the point, smallest first, up to the district; [] when outside all."""
         x, y = convert(lng, lat, crs, self.crs)
-        hits = self._tree.query(Point(x, y), predicate="covered_by")
-        if len(hits) == 0:
-            return []
-        best = min((self._grids[i] for i in hits.tolist()), key=lambda entry: entry.rank)
-        chain = [best]
-        seen = {best.id}
-        while chain[-1].parent_id is not None and chain[-1].parent_id in self._by_id:
-            parent = self._by_id[chain[-1].parent_id]
-            if parent.id in seen:
-                break
-            seen.add(parent.id)
-            chain.append(parent)
+        # A one-element array: the scalar forms of shapely.points and STRtree.query cost ~6 µs more per call.
+        point = shapely.points(np.array(((x, y),)))
+        for entries, tree in self._tiers:
+            hits = tree.query(point, predicate="covered_by")[1]
+            if len(hits) == 1:
+                return list(self._chain(entries[hits[0]]))
+            if len(hits) > 1:
+                return list(self._chain(min((entries[i] for i in hits.tolist()), key=_rank)))
+        return []
+
+    def _chain(self, best: IndexedGrid) -> tuple[IndexedGrid, ...]:
+        chain = self._chains.get(best.id)
+        if chain is None:
+            walk = [best]
+            seen = {best.id}
+            while walk[-1].parent_id is not None and walk[-1].parent_id in self._by_id:
+                parent = self._by_id[walk[-1].parent_id]
+                if parent.id in seen:
+                    break
+                seen.add(parent.id)
+                walk.append(parent)
+            chain = self._chains[best.id] = tuple(walk)
         return chain
+
+
+def _rank(entry: IndexedGrid) -> tuple[int, int, float]:
+    return entry.rank

@@ -37,6 +37,36 @@ def test_a_dedicated_grid_wins_over_the_base_grid_around_it(session: Session) ->
     assert codes(index.locate(114.509, 38.009, "wgs84"))[0] == "A"
 
 
+def test_a_point_in_a_community_but_in_none_of_its_grids_gets_the_community_chain(session: Session) -> None:
+    import_grids(session, small_district())
+    index = GridIndex.from_session(session)
+    # A and B cover the southern half of C only
+    assert codes(index.locate(114.505, 38.015, "wgs84")) == ["C", "S", "D"]
+
+
+def test_a_point_on_the_edge_of_two_grids_goes_to_the_smaller(session: Session) -> None:
+    doc = small_district()
+    doc["features"][3]["geometry"] = square(114.50, 38.00, 0.01)
+    doc["features"][4]["geometry"] = {
+        "type": "Polygon",
+        "coordinates": [[[114.51, 38.0], [114.515, 38.0], [114.515, 38.01], [114.51, 38.01], [114.51, 38.0]]],
+    }
+    import_grids(session, doc)
+    index = GridIndex.from_session(session)
+    assert codes(index.locate(114.51, 38.005, "wgs84"))[0] == "B"  # on the shared edge: B is half A's size
+
+
+def test_a_grid_without_a_polygon_stays_in_the_chain_of_the_grids_under_it(session: Session) -> None:
+    import_grids(session, small_district())
+    street = session.exec(select(Grid).where(Grid.code == "S")).one()
+    street.geometry = None
+    session.add(street)
+    session.flush()
+    index = GridIndex.from_session(session)
+    assert codes(index.locate(114.505, 38.005, "wgs84")) == ["A", "C", "S", "D"]
+    assert len(index) == 4  # S is in no tree
+
+
 def test_gcj02_points_are_converted_before_lookup(session: Session) -> None:
     import_grids(session, small_district())
     index = GridIndex.from_session(session)
