@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
+from rich.markup import escape
+from rich.progress import MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
@@ -45,6 +46,7 @@ err = Console(stderr=True)
 
 EXIT_CONFIG = 2
 EXIT_NOT_FOUND = 3
+IMPORT_STEP_LABELS = {"read": "checking each grid", "check": "checking overlaps", "write": "writing grids"}
 
 
 def _settings() -> Settings:
@@ -205,15 +207,21 @@ def grids_import(
         err.print(f"[red]{file}: not a JSON file:[/red] {exc}")
         raise typer.Exit(1) from None
     engine = _engine(_settings())
-    features = document.get("features") if isinstance(document, dict) else None
-    total = len(features) if isinstance(features, list) else 0
+    columns = (*Progress.get_default_columns()[:2], MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with session_scope(engine) as session, Progress(console=err, transient=True) as progress:
-            task = progress.add_task("importing grids", total=total)
-            created, updated = import_grids(session, document, crs=crs, progress=lambda n: progress.advance(task, n))
+        with session_scope(engine) as session, Progress(*columns, console=err, transient=True) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def show(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(IMPORT_STEP_LABELS.get(step, step), total=total)
+                # drawn now, not only by the bar's timer: each step shows its counts however fast it runs
+                bar.update(tasks[step], completed=done, total=total, refresh=True)
+
+            created, updated = import_grids(session, document, crs=crs, progress=show)
     except GridImportError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error:[/red] {problem}")
+            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
         err.print(f"{len(exc.problems)} problem(s); nothing was imported")
         raise typer.Exit(1) from None
     except DomainError as exc:

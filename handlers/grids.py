@@ -13,7 +13,6 @@ import numpy as np
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform
 from shapely.validation import explain_validity
 from sqlalchemy import String, cast
 from sqlalchemy import select as select_core
@@ -52,8 +51,27 @@ class GridSpec:
     gazetteer: list[str] = field(default_factory=list)
 
 
-def parse_feature_collection(document: Any, crs: str = "wgs84", store_crs: str = "wgs84") -> list[GridSpec]:
-    """Validate a GeoJSON FeatureCollection as a set of grids. Raises GridImportError listing every problem."""
+ImportProgress = Callable[[str, int, int], None]
+"""Told (step, done, total) as an import goes: "read" (each feature parsed and checked on its own), "check" (the
+whole set: duplicates, parents, cycles, then overlaps pair by pair), "write" (grids created or updated)."""
+# Each step is reported about this many times, whatever its size.
+PROGRESS_REPORTS = 200
+
+
+def _reporter(progress: ImportProgress | None, step: str, total: int) -> Callable[[int], None]:
+    if progress is None:
+        return lambda done: None
+    every = max(1, total // PROGRESS_REPORTS)
+    progress(step, 0, total)
+
+    def report(done: int) -> None:
+        if done % every == 0 or done == total:
+            progress(step, done, total)
+
+    return report
+
+
+def _features_of(document: Any, crs: str) -> list[Any]:
     if crs not in CRS_VALUES:
         raise InvalidInput(f"crs must be one of {', '.join(CRS_VALUES)}, not {crs!r}")
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
@@ -61,15 +79,40 @@ def parse_feature_collection(document: Any, crs: str = "wgs84", store_crs: str =
     features = document.get("features")
     if not isinstance(features, list) or not features:
         raise GridImportError(["the FeatureCollection has no features"])
+    return features
+
+
+def parse_feature_collection(document: Any, crs: str = "wgs84", store_crs: str = "wgs84") -> list[GridSpec]:
+    """Check each feature of a GeoJSON FeatureCollection on its own (`check_grid_set` checks the set). Raises
+    GridImportError listing every problem."""
+    specs, _, problems = _read_features(_features_of(document, crs), crs, store_crs, None)
+    if problems:
+        raise GridImportError(problems)
+    return specs
+
+
+def _read_features(
+    features: list[Any], crs: str, store_crs: str, progress: ImportProgress | None
+) -> tuple[list[GridSpec], list[tuple[str, str | None]], list[str]]:
+    """The features that are sound on their own, (code, parent) of every feature that names a code (sound or
+    not, so that the set checks know the grids the file declares), and the problems found."""
     problems: list[str] = []
     specs: list[GridSpec] = []
+    declared: list[tuple[str, str | None]] = []
+    report = _reporter(progress, "read", len(features))
     for index, feature in enumerate(features):
         spec = _parse_feature(index, feature, crs, store_crs, problems)
         if spec is not None:
             specs.append(spec)
-    if problems:
-        raise GridImportError(problems)
-    return specs
+            declared.append((spec.code, spec.parent))
+        else:
+            props = feature.get("properties") if isinstance(feature, dict) else None
+            code = props.get("code") if isinstance(props, dict) else None
+            parent = props.get("parent") if isinstance(props, dict) else None
+            if isinstance(code, str) and code.strip():
+                declared.append((code.strip(), parent if isinstance(parent, str) else None))
+        report(index + 1)
+    return specs, declared, problems
 
 
 def _parse_feature(index: int, feature: Any, crs: str, store_crs: str, problems: list[str]) -> GridSpec | None:
@@ -80,8 +123,10 @@ def _parse_feature(index: int, feature: Any, crs: str, store_crs: str, problems:
     code = props.get("code")
     where = f"grid {code}" if isinstance(code, str) and code else f"feature #{index}"
     found = len(problems)
-    if not isinstance(code, str) or not code.strip():
+    if code is None or (isinstance(code, str) and not code.strip()):
         problems.append(f"{where}: property 'code' is missing")
+    elif not isinstance(code, str):
+        problems.append(f"{where}: property 'code' must be a string, not {code!r} (quote it in the file)")
     if not isinstance(props.get("name"), str) or not props["name"].strip():
         problems.append(f"{where}: property 'name' is missing")
     level, kind, parent = props.get("level"), props.get("kind", "base"), props.get("parent")
@@ -132,33 +177,44 @@ def _parse_geometry(where: str, raw: Any, crs: str, store_crs: str, problems: li
         problems.append(f"{where}: invalid polygon ({explain_validity(geometry)})")
         return None
     if crs != store_crs:
-        geometry = transform(_point_converter(crs, store_crs), geometry)
+        geometry = shapely.transform(geometry, _coordinate_converter(crs, store_crs))
     return geometry
 
 
-def _point_converter(source: str, target: str) -> Callable[..., Any]:
-    def convert_coords(xs: Any, ys: Any, zs: Any = None) -> tuple[list[float], list[float]]:
-        pairs = [convert(x, y, source, target) for x, y in zip(xs, ys, strict=True)]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+def _coordinate_converter(source: str, target: str) -> Callable[[Any], Any]:
+    def convert_coordinates(coordinates: Any) -> Any:
+        pairs = [convert(x, y, source, target) for x, y in coordinates.tolist()]
+        return np.array(pairs, dtype=float).reshape(-1, 2)
 
-    return convert_coords
+    return convert_coordinates
 
 
-def check_grid_set(specs: Sequence[GridSpec], existing: dict[str, str | None]) -> list[str]:
-    """Whole-set checks: duplicates, unknown parents, cycles, overlapping base grids."""
+def check_grid_set(
+    specs: Sequence[GridSpec],
+    existing: dict[str, str | None],
+    *,
+    declared: Sequence[tuple[str, str | None]] | None = None,
+    progress: ImportProgress | None = None,
+) -> list[str]:
+    """Whole-set checks: duplicates, unknown parents, cycles, overlapping base grids.
+
+    `declared` is (code, parent) of every feature of the file, including those refused on their own, so that a
+    grid whose parent has a bad polygon is not also told its parent does not exist.
+    """
+    declared = declared if declared is not None else [(spec.code, spec.parent) for spec in specs]
     problems: list[str] = []
     seen: set[str] = set()
-    for spec in specs:
-        if spec.code in seen:
-            problems.append(f"grid {spec.code}: code appears more than once")
-        seen.add(spec.code)
+    for code, _ in declared:
+        if code in seen:
+            problems.append(f"grid {code}: code appears more than once")
+        seen.add(code)
     parents = dict(existing)
-    parents.update({spec.code: spec.parent for spec in specs})
-    for spec in specs:
-        if spec.parent is not None and spec.parent not in parents:
-            problems.append(f"grid {spec.code}: parent {spec.parent} is neither in the file nor in the database")
-    problems.extend(_cycles(parents, [spec.code for spec in specs]))
-    problems.extend(_overlaps([s for s in specs if s.kind == "base" and s.level in ("grid", "subgrid")]))
+    parents.update(dict(declared))
+    for code, parent in declared:
+        if parent is not None and parent not in parents:
+            problems.append(f"grid {code}: parent {parent} is neither in the file nor in the database")
+    problems.extend(_cycles(parents, [code for code, _ in declared]))
+    problems.extend(_overlaps([s for s in specs if s.kind == "base" and s.level in ("grid", "subgrid")], progress))
     return problems
 
 
@@ -179,19 +235,33 @@ def _cycles(parents: dict[str, str | None], codes: Iterable[str]) -> list[str]:
     return problems
 
 
-def _overlaps(specs: list[GridSpec]) -> list[str]:
+
+
+def _overlaps(specs: list[GridSpec], progress: ImportProgress | None = None) -> list[str]:
     if len(specs) < 2:
+        _reporter(progress, "check", 0)
         return []
-    geometries = [spec.geometry for spec in specs]
+    geometries = np.array([spec.geometry for spec in specs], dtype=object)
     tree = shapely.STRtree(geometries)
     left, right = tree.query(geometries, predicate="intersects")
+    pairs = [(i, j) for i, j in zip(left.tolist(), right.tolist(), strict=True) if i < j]
+    pairs = [(i, j) for i, j in pairs if specs[i].level == specs[j].level]
+    report = _reporter(progress, "check", len(pairs))
     problems = []
-    for i, j in zip(left.tolist(), right.tolist(), strict=True):
-        if i >= j or specs[i].level != specs[j].level:
-            continue
-        shared = geometries[i].intersection(geometries[j]).area
-        if shared > OVERLAP_TOLERANCE * min(geometries[i].area, geometries[j].area):
-            problems.append(f"base grids {specs[i].code} and {specs[j].code} overlap")
+    step = min(5_000, max(100, len(pairs) // PROGRESS_REPORTS))  # pairs tested at once, then progress is told
+    for start in range(0, len(pairs), step):
+        chunk = pairs[start : start + step]
+        firsts = geometries[[i for i, _ in chunk]]
+        seconds = geometries[[j for _, j in chunk]]
+        # Neighbours that only touch along an edge (most pairs) share no interior and so no area: skip them.
+        inside = shapely.relate_pattern(firsts, seconds, "T********").tolist()
+        for (i, j), interiors_meet in zip(chunk, inside, strict=True):
+            if not interiors_meet:
+                continue
+            shared = geometries[i].intersection(geometries[j]).area
+            if shared > OVERLAP_TOLERANCE * min(geometries[i].area, geometries[j].area):
+                problems.append(f"base grids {specs[i].code} and {specs[j].code} overlap")
+        report(start + len(chunk))
     return problems
 
 
@@ -201,20 +271,25 @@ def import_grids(
     *,
     crs: str = "wgs84",
     store_crs: str = "wgs84",
-    progress: Callable[[int], None] | None = None,
+    progress: ImportProgress | None = None,
     now: datetime | None = None,
 ) -> tuple[int, int]:
-    """Validate the whole file, then create or update grids by code. Returns (created, updated). No commit."""
-    specs = parse_feature_collection(document, crs, store_crs)
+    """Validate the whole file, then create or update grids by code. Returns (created, updated). No commit.
+
+    Every problem of the file is found before anything is written: those of single features and those of the set
+    (checked on the features that are sound), all in one GridImportError.
+    """
+    specs, declared, problems = _read_features(_features_of(document, crs), crs, store_crs, progress)
     existing_rows = session.exec(select(Grid)).all()
     by_id = {grid.id: grid for grid in existing_rows}
     existing = {grid.code: (by_id[grid.parent_id].code if grid.parent_id in by_id else None) for grid in existing_rows}
-    problems = check_grid_set(specs, existing)
+    problems.extend(check_grid_set(specs, existing, declared=declared, progress=progress))
     if problems:
         raise GridImportError(problems)
     grids = {grid.code: grid for grid in existing_rows}
     created = updated = 0
-    for spec in _parents_first(specs):
+    report = _reporter(progress, "write", len(specs))
+    for done, spec in enumerate(_parents_first(specs), start=1):
         grid = grids.get(spec.code)
         if grid is None:
             grid = Grid(code=spec.code, name=spec.name, level=spec.level)
@@ -231,8 +306,7 @@ def import_grids(
         session.add(grid)
         session.flush()
         grids[spec.code] = grid
-        if progress:
-            progress(1)
+        report(done)
     return created, updated
 
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import pty
+import re
+import select as wait_for
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -116,6 +123,141 @@ def test_a_bad_file_is_refused_whole_with_the_grid_named(session: Session, mutat
         import_grids(session, doc)
     assert any(message in problem for problem in caught.value.problems), caught.value.problems
     assert session.exec(select(Grid)).all() == []
+
+
+def many_grids(side: int) -> dict:  # type: ignore[type-arg]
+    """The factories' district with community C tiled by side x side small square grids."""
+    doc = small_district()
+    doc["features"] = doc["features"][:3]
+    size = 0.02 / side
+    for row in range(side):
+        for col in range(side):
+            cell = square(114.50 + col * size, 38.00 + row * size, size)
+            doc["features"].append(feature(f"G{row:02d}{col:02d}", "C", "grid", cell))
+    return doc
+
+
+def test_every_bad_grid_of_a_file_is_named_and_nothing_is_written(session: Session) -> None:
+    doc = small_district()
+    doc["features"][3]["geometry"]["coordinates"] = [  # A crosses itself
+        [[114.5, 38.0], [114.51, 38.01], [114.51, 38.0], [114.5, 38.01], [114.5, 38.0]]
+    ]
+    doc["features"][4]["properties"]["parent"] = "NOPE"
+    doc["features"] += [
+        feature("A1", "A", "subgrid", square(114.501, 38.001, 0.002)),  # its parent is bad, but in the file
+        feature("B", "C", "grid", square(114.51, 38.01, 0.005)),
+        feature("F", "G", "grid", square(114.515, 38.015, 0.001)),
+        feature("G", "F", "grid", square(114.517, 38.017, 0.001)),
+        feature("H", "C", "grid", square(114.500, 38.010, 0.004)),
+        feature("K", "C", "grid", square(114.502, 38.012, 0.004)),
+        feature("N", "C", "grid", square(114.519, 38.019, 0.0005)),
+    ]
+    doc["features"][-1]["properties"]["code"] = 130102
+    with pytest.raises(GridImportError) as caught:
+        import_grids(session, doc)
+    problems = caught.value.problems
+    expected = [
+        "grid A: invalid polygon",
+        "grid B: parent NOPE is neither in the file nor in the database",
+        "grid B: code appears more than once",
+        "grids form a parent cycle: F → G → F",
+        "base grids H and K overlap",
+        "feature #11: property 'code' must be a string, not 130102",
+    ]
+    for message in expected:
+        assert any(message in problem for problem in problems), (message, problems)
+    assert len(problems) == len(expected), problems  # nothing about A1, whose parent A is in the file
+    assert session.exec(select(Grid)).all() == []
+
+
+def test_an_import_reports_its_progress_step_by_step(session: Session) -> None:
+    seen: list[tuple[str, int, int]] = []
+    created, _ = import_grids(session, many_grids(20), progress=lambda *step: seen.append(step))
+    steps = [step for step, _, _ in seen]
+    assert steps == sorted(steps, key=["read", "check", "write"].index)  # in that order, each once
+    for name, total in [("read", 403), ("write", 403)]:
+        counts = [done for step, done, size in seen if step == name and size == total]
+        assert counts[0] == 0 and counts[-1] == total and counts == sorted(counts)
+        assert len(counts) > 10  # reported along the way, not only at the end
+    checks = [(done, total) for step, done, total in seen if step == "check"]
+    assert checks[-1][0] == checks[-1][1] > 400  # every pair of touching neighbours was looked at
+    assert created == 403
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GRIDBOT_DATABASE__URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "GRIDBOT_MEDIA__ROOT": str(tmp_path / "media"),
+        "GRIDBOT_APP__DEMO": "false",
+        "TERM": "xterm",
+        "COLUMNS": "120",
+    }
+
+
+def run_in_terminal(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """`gridbot ARGS` with a pseudo-terminal as its output, as an operator sees it; returns (status, screen text)."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", *args], stdin=terminal, stdout=terminal, stderr=terminal, env=env
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = wait_for.select([controller], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    os.close(controller)
+    status = process.wait(timeout=120)
+    return status, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+
+
+def test_a_long_import_shows_its_progress_while_checking_and_writing(tmp_path: Path) -> None:
+    path = tmp_path / "grids.geojson"
+    path.write_text(json.dumps(many_grids(25)), encoding="utf-8")
+    status, screen = run_in_terminal(cli_env(tmp_path), "grids", "import", str(path))
+    assert status == 0, screen
+    assert "imported 628 grids (628 new, 0 updated)" in screen
+    for label, total in [("checking each grid", 628), ("checking overlaps", None), ("writing grids", 628)]:
+        counts = [(int(done), int(size)) for done, size in re.findall(re.escape(label) + r"\D*?(\d+)/(\d+)", screen)]
+        assert counts, (label, screen[-2000:])
+        assert all(size == total for _, size in counts) if total else True
+        assert any(0 < done < size for done, size in counts), (label, counts)  # shown along the way
+        assert counts[-1][0] == counts[-1][1]
+
+
+def test_the_cli_names_every_bad_grid_and_imports_nothing(tmp_path: Path) -> None:
+    doc = small_district()
+    doc["features"][3]["geometry"] = square(114.5, 38.0, 0.012)  # A now overlaps B
+    doc["features"][4]["properties"]["parent"] = "GHOST"
+    doc["features"].append(feature("[X]", "C", "grid", {"type": "Polygon", "coordinates": [[[114.5, 38.0]]]}))
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    env = cli_env(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "grids", "import", str(bad)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any("base grids A and B overlap" in line for line in lines), result.stderr
+    assert any("grid B: parent GHOST is neither in the file nor in the database" in line for line in lines)
+    assert any(line.startswith("error: grid [X]: unreadable coordinates") for line in lines)  # not eaten as markup
+    assert "3 problem(s); nothing was imported" in result.stderr
+    located = subprocess.run(
+        [sys.executable, "-m", "bot", "grids", "locate", "114.505", "38.005", "--crs", "wgs84"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert located.returncode == 3  # not even the sound grids were written
 
 
 def test_reimport_updates_by_code(session: Session) -> None:
