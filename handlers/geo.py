@@ -1,7 +1,7 @@
 """WGS-84 ⇄ GCJ-02 (the "Mars" datum every map in mainland China and WeChat's location messages use).
 
 The forward formula is the published one (also in eviltransform / prcoords, whose PyPI releases date from
-2018–2019); the inverse is solved by fixed-point iteration to about 1e-9 degrees (well under a centimetre).
+2018–2019); the inverse is solved by fixed-point iteration to within 1e-9 degrees (0.1 mm).
 Outside China both datums coincide.
 """
 
@@ -12,6 +12,11 @@ from math import cos, pi, sin, sqrt
 _A = 6378245.0
 _EE = 0.00669342162296594323
 CRS_VALUES = ("wgs84", "gcj02")
+# The offset changes by at most 0.0074 of a step anywhere in China (its slope; sampled over the whole box), so the
+# inverse's iteration shrinks its error at least that much each round, and once a correction is below 1e-7 degrees
+# the point is within 0.0074 / (1 - 0.0074) * 1e-7 < 1e-9 degrees of the exact inverse: 3 rounds, where
+# iterating down to 1e-10 took 4.3 (each round is one offset, the cost of a WeChat point's lookup).
+_INVERSE_STEP = 1e-7
 
 
 def out_of_china(lng: float, lat: float) -> bool:
@@ -60,7 +65,7 @@ def gcj02_to_wgs84(lng: float, lat: float) -> tuple[float, float]:
             g_lng, g_lat = w_lng, w_lat
         d_lng, d_lat = g_lng - lng, g_lat - lat
         w_lng, w_lat = w_lng - d_lng, w_lat - d_lat
-        if abs(d_lng) < 1e-10 and abs(d_lat) < 1e-10:
+        if abs(d_lng) < _INVERSE_STEP and abs(d_lat) < _INVERSE_STEP:
             break
     return w_lng, w_lat
 
