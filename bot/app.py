@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
 from bot import mobile, wechat
-from bot.api import admin, auth, cases, grids
+from bot.api import activities, admin, auth, cases, grids, points, reports
+from bot.api.points import points_rules
 from bot.classification import ClassifierHolder
 from bot.config import Settings
 from bot.database import engine_from_settings, prepare_database
@@ -23,6 +24,7 @@ from bot.grid_cache import GridIndexCache
 from bot.ingest import IngestWriter
 from bot.scheduler import Timers
 from handlers.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition, NotFound
+from handlers.points import use_rules
 from models import utcnow
 from models.db import database_answers
 
@@ -50,6 +52,7 @@ def create_app(
 ) -> FastAPI:
     """`timers`: run the outbox/media/draft timers in this process (default: config app.timers)."""
     engine = engine or engine_from_settings(settings)
+    use_rules(engine, points_rules(settings))  # the report award runs inside case actions, which get no settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +93,9 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(grids.router)
     app.include_router(admin.router)
+    app.include_router(activities.router)
+    app.include_router(points.router)
+    app.include_router(reports.router)
     app.include_router(mobile.router)
 
     @app.get("/healthz", tags=["ops"])

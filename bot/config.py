@@ -86,6 +86,10 @@ class WxaSettings(_Section):
     appid: str = ""
     secret: SecretStr = SecretStr("")
     api_base_url: str = "https://api.weixin.qq.com/"
+    # jscode2session is the one outside call made while a request waits (a resident at the login screen).
+    timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    # A whole report upload (text, place, up to 9 photos); each photo also within media.max_image_bytes.
+    max_report_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
 
 
 class WecomSettings(_Section):
@@ -204,6 +208,36 @@ class RoutingSettings(_Section):
         return value
 
 
+class ActivitiesSettings(_Section):
+    # The sign-up link in group cards; {base} is app.public_base_url, {id} the activity. Point it at the
+    # mini-program's page (a URL Link) in production.
+    signup_url: str = "{base}/m/activities/{id}"
+    checkin_radius_m: int = Field(default=300, gt=0, le=5000)  # default geofence around the meeting point
+    grace_minutes: int = Field(default=30, ge=0, le=240)  # check-in opens this early, check-out closes this late
+    signup_closes_hours: float = Field(default=12, ge=0)  # default sign-up deadline before the start
+    generate_days_ahead: int = Field(default=35, gt=0, le=366)  # occurrences of a series are created this far ahead
+    max_ahead: int = Field(default=6, gt=0, le=60)  # and at most this many per series
+    max_capacity: int = Field(default=1000, gt=0)
+
+    @field_validator("signup_url")
+    @classmethod
+    def _link_template(cls, value: str) -> str:
+        try:
+            link = value.format(base="http://x", id=1)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("signup_url may use only {base} and {id}") from None
+        if "{id}" not in value or not link.startswith(("http://", "https://")):
+            raise ValueError("signup_url must be an http(s) link containing {id}")
+        return value
+
+
+class PointsSettings(_Section):
+    activity_per_hour: int = Field(default=2, ge=0, le=100)  # default rule of a new activity: 1 point per 30 min
+    activity_cap: int | None = Field(default=8, gt=0)  # default cap per person and activity (null: none)
+    report_resolved: int = Field(default=5, ge=0, le=1000)  # the reporter of a case that was resolved and rated/closed
+    max_adjustment: int = Field(default=1000, gt=0)  # largest manual adjustment an admin may make at once
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -217,6 +251,8 @@ class Settings(_Section):
     intake: IntakeSettings = IntakeSettings()
     auth: AuthSettings = AuthSettings()
     routing: RoutingSettings = RoutingSettings()
+    activities: ActivitiesSettings = ActivitiesSettings()
+    points: PointsSettings = PointsSettings()
 
     @property
     def zone(self) -> ZoneInfo:

@@ -10,12 +10,17 @@ What we add to wechatpy 1.8.18 (each has a test against tests/fakes/wechat_api.p
 - the WeCom group-robot webhook, which wechatpy does not have;
 - WeCom app chats through wechatpy's enterprise client (1.8.18 has it as `wechatpy.enterprise.WeChatClient`; 2.x
   renamed it `wechatpy.work`), whose `cgi-bin/gettoken` URL is hard-wired and whose token key holds the start of
-  the secret: both replaced, the token shared in the database like the official account's.
+  the secret: both replaced, the token shared in the database like the official account's;
+- the mini-program's login (`sns/jscode2session` through `WeChatClient.wxa.code_to_session`): `WeChatWxa` has
+  its own hard-coded `API_BASE_URL`, replaced by `wxa.api_base_url`; wechatpy would fetch an access token first,
+  which jscode2session does not take, so none is fetched or sent; the session_key in the answer is dropped at
+  once, never returned, logged or stored.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -116,9 +121,15 @@ class OfficialAccountClient(_BoundedTokenRetry, WeChatClient):  # type: ignore[m
     retryable_errors = RETRYABLE_ERRORS
 
     def __init__(
-        self, appid: str, secret: str, base_url: str, storage: SessionStorage, max_token_retries: int = 1
+        self,
+        appid: str,
+        secret: str,
+        base_url: str,
+        storage: SessionStorage,
+        max_token_retries: int = 1,
+        timeout: tuple[float, float] = TIMEOUT,
     ) -> None:
-        super().__init__(appid, secret, session=storage, timeout=TIMEOUT, auto_retry=False)
+        super().__init__(appid, secret, session=storage, timeout=timeout, auto_retry=False)
         self.base_url = base_url.rstrip("/") + "/"
         self.API_BASE_URL = self.base_url + "cgi-bin/"
         self.max_token_retries = max_token_retries
@@ -133,7 +144,7 @@ class OfficialAccountClient(_BoundedTokenRetry, WeChatClient):  # type: ignore[m
                     "secret": self.secret,
                     "force_refresh": force_refresh,
                 },
-                timeout=TIMEOUT,
+                timeout=self.timeout,
             )
         except requests.RequestException as exc:
             raise GatewayError(f"stable_token: {type(exc).__name__}", retryable=True) from None
@@ -144,6 +155,52 @@ class OfficialAccountClient(_BoundedTokenRetry, WeChatClient):  # type: ignore[m
 
     def _refresh_token(self) -> None:
         self.fetch_access_token(force_refresh=True)
+
+
+# jscode2session: 40029 invalid code, 40163 code already used, 40226 a user WeChat blocks as high-risk; −1 busy
+# and 45011 (per-minute quota) are worth retrying (both already in RETRYABLE_ERRORS).
+WXA_CODE_REFUSED = frozenset({40029, 40163})
+WXA_USER_BLOCKED = 40226
+# Calls that take no access token: wechatpy adds one to every call (fetching it first) unless one is given.
+WXA_NO_TOKEN = frozenset({"sns/jscode2session"})
+
+
+@dataclass(frozen=True)
+class WxaIdentity:
+    """Who a wx.login code belongs to. The session_key of the same answer is deliberately not here."""
+
+    openid: str
+    unionid: str | None
+
+
+class MiniProgramClient(OfficialAccountClient):
+    """The mini-program's client: wechatpy's `WeChatClient.wxa` (WeChatWxa) with every URL under
+    `wxa.api_base_url`; its access token (for calls that need one) is a stable_token like the official account's,
+    stored under the mini-program's own appid."""
+
+    def __init__(
+        self, appid: str, secret: str, base_url: str, storage: SessionStorage, timeout: tuple[float, float]
+    ) -> None:
+        super().__init__(appid, secret, base_url, storage, timeout=timeout)
+        self.wxa.API_BASE_URL = self.base_url  # WeChatWxa hard-codes https://api.weixin.qq.com/
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        if url_or_endpoint in WXA_NO_TOKEN:
+            # A None value stops wechatpy fetching a token, and requests leaves None parameters out of the URL.
+            kwargs["params"] = {**(kwargs.get("params") or {}), "access_token": None}
+        return super()._request(method, url_or_endpoint, **kwargs)
+
+    def code_to_session(self, code: str) -> WxaIdentity:
+        if not self.appid or not self.secret:
+            raise GatewayError("mini-program login: wxa.appid and wxa.secret are not configured", retryable=False)
+        result = self.wxa.code_to_session(code)
+        if not isinstance(result, dict):  # wechatpy hands back the response when it is not JSON
+            raise GatewayError("jscode2session: answer is not JSON", retryable=True)
+        openid, unionid = result.get("openid"), result.get("unionid")
+        result.clear()  # the session_key goes no further than this line
+        if not isinstance(openid, str) or not openid:
+            raise GatewayError("jscode2session: answer has no openid", retryable=True)
+        return WxaIdentity(openid=openid, unionid=unionid if isinstance(unionid, str) and unionid else None)
 
 
 class WeComAppClient(_BoundedTokenRetry, WeComClient):  # type: ignore[misc]
@@ -249,7 +306,20 @@ class Gateway:
             settings.wecom.api_base_url,
             DatabaseTokenStorage(engine),
         )
+        self.wxa = MiniProgramClient(
+            settings.wxa.appid,
+            settings.wxa.secret.get_secret_value(),
+            settings.wxa.api_base_url,
+            DatabaseTokenStorage(engine),
+            timeout=(min(3.05, settings.wxa.timeout_seconds), settings.wxa.timeout_seconds),
+        )
         self._http = requests.Session()
+
+    def code_to_session(self, code: str) -> WxaIdentity:
+        """A mini-program's wx.login code → its openid (and unionid when the account is bound to an open platform).
+
+        GatewayError: `errcode` in WXA_CODE_REFUSED for a bad or used code, `retryable` when WeChat is busy."""
+        return self.wxa.code_to_session(code)
 
     def send_text(self, openid: str, text: str) -> None:
         self.oa.message.send_text(openid, text)

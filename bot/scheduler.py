@@ -1,5 +1,6 @@
 """The timers (APScheduler): outbox delivery, media downloads, idle drafts, deadlines (reminders, escalation,
-督办) and the daily digest. Run by one process at a time.
+督办), the daily digest, occurrences of recurring activities and no-shows after activities. Run by one process at
+a time.
 
 Every process that starts timers (each `gridbot serve` worker, or `gridbot scheduler`) competes for one
 lease row in the database; only the holder runs the jobs, renewing the lease as it goes. If the holder dies,
@@ -22,6 +23,8 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from bot.api.activities import activity_context
+from bot.api.points import points_rules
 from bot.classification import ClassifierHolder
 from bot.config import Settings
 from bot.gateway import Gateway
@@ -34,6 +37,9 @@ from bot.storage import LocalMediaStore
 from bot.wechat import parse_stored
 from handlers.deadlines import post_digests, sweep_deadlines
 from handlers.drafts import IntakeContext, sweep_drafts
+from handlers.points import use_rules
+from handlers.series import generate_occurrences
+from handlers.signups import settle_activities
 from models import SchedulerLease
 from models.db import session_scope
 
@@ -78,6 +84,7 @@ class Timers:
         self.outbox = OutboxSender(engine, gateway, settings, clock)
         self.media = MediaFetcher(engine, gateway, LocalMediaStore(settings.media.root), settings, clock)
         self.scheduler: BaseScheduler | None = None
+        use_rules(engine, points_rules(settings))  # case actions of the SLA sweep may award report points
 
     def is_leader(self) -> bool:
         return acquire_lease(self.engine, self.holder, self.clock())
@@ -145,6 +152,28 @@ class Timers:
             posted = post_digests(session, sweep_context(self.settings), self.clock())
         log.info("daily digest owed to %d grid groups", posted)
 
+    def generate_occurrences(self) -> None:
+        """Recurring activities: their occurrences within activities.generate_days_ahead, each created once."""
+        with session_scope(self.engine) as session:
+            created = generate_occurrences(session, activity_context(self.settings), self.clock())
+        if created:
+            log.info("activities: %d occurrences of recurring activities published", created)
+
+    def settle_activities(self) -> None:
+        """After each activity (and its grace period): no-shows recorded, open attendances paid."""
+        ctx = activity_context(self.settings)
+        while True:
+            with session_scope(self.engine) as session:
+                settled = settle_activities(session, ctx, self.clock())
+            if not settled:
+                return
+            log.info(
+                "activities: %d settled, %d no-shows, %d paid to the end",
+                settled.activities,
+                settled.no_shows,
+                settled.paid,
+            )
+
     def start(self, blocking: bool = False) -> None:
         scheduler: BaseScheduler = (
             BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
@@ -156,6 +185,8 @@ class Timers:
             "drafts": (self.sweep_drafts, 30),
         }
         jobs["deadlines"] = (self.sweep_deadlines, 30)
+        jobs["series"] = (self.generate_occurrences, 600)
+        jobs["attendance"] = (self.settle_activities, 60)
         for name, (job, seconds) in jobs.items():
             scheduler.add_job(
                 self._guarded(name, job), "interval", seconds=seconds, id=name, max_instances=1, coalesce=True

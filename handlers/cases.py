@@ -28,6 +28,7 @@ from handlers.lifecycle import (
     record_transition,
 )
 from handlers.notify import tell_person
+from handlers.points import award_report_points
 from handlers.sla import (
     SlaPolicy,
     resume_clocks,
@@ -462,7 +463,12 @@ _PREPARE = {
     "reopen": _prepare_reopen,
     "merge": _prepare_merge,
 }
-_FINISH = {"merge": _finish_merge, "resolve": _finish_resolve}
+_FINISH = {
+    "merge": _finish_merge,
+    "resolve": _finish_resolve,
+    "rate": award_report_points,
+    "close": award_report_points,
+}
 MOVES = frozenset({"dispatch", "transfer", "escalate"})  # actions after which a grid's group is told
 
 

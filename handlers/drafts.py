@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlmodel import Session
 
-from classifier.engine import Classification, Classifier
+from classifier.engine import Classification
 from handlers import texts
-from handlers.announce import Announcer, first_photo, tell_departments
-from handlers.cases import dispatch_new_case, insert_new_case, new_case
-from handlers.grids import GridIndex
-from handlers.notify import tell_grid, tell_person
+from handlers.notify import tell_person
 from handlers.people import PEOPLE, SENDER_COLUMNS, Sender, sender_from_row
-from handlers.routing import PlacedGrid, place_report
-from handlers.sla import SlaPolicy
-from models import Case, Media, Report, ReportDraft
+from handlers.reports import IntakeContext, ReportContent, submit_report
+from models import Case, Media, ReportDraft
 from models.db import execute_core, insert_id
 from models.types import table_of
-
-
-@dataclass(frozen=True)
-class IntakeContext:
-    classifier: Classifier
-    zone: ZoneInfo
-    sla: SlaPolicy
-    grid_index: Callable[[], GridIndex]
-    review_below: float
-    public_base_url: str
-    announcer: Announcer | None = None  # department groups told on dispatch
 
 
 @dataclass
@@ -80,13 +64,9 @@ _CLOSE_DRAFT = (
     .where(DRAFTS.c.id == bindparam("draft_id"))
     .values({name: bindparam(name) for name in (*_DRAFT_VALUES, "status", "case_id")})
 )
-_INSERT_REPORT = insert(table_of(Report))
 _MEDIA = table_of(Media)
 _INSERT_MEDIA = insert(_MEDIA)
 _COUNT_IMAGES = select(func.count()).where(_MEDIA.c.id.in_(bindparam("ids", expanding=True)), _MEDIA.c.kind == "image")
-_ATTACH_MEDIA = (
-    update(_MEDIA).where(_MEDIA.c.id.in_(bindparam("ids", expanding=True))).values(report_id=bindparam("report_id"))
-)
 
 
 def draft_from_row(person_id: int, row: Sequence[Any]) -> Draft | None:
@@ -212,110 +192,26 @@ def submit_draft(
     now: datetime,
     classified: Classification | None = None,
 ) -> Submission:
-    """Classify, store the Report, open the case, and dispatch it when grid and class are both clear.
+    """The draft as one report through the submission every door shares (handlers/reports.py), then closed.
 
     `classified`: the caller's result for exactly this text (a one-message report), so it is not classified twice.
-    The case and its events are built in memory by the lifecycle's own functions and inserted at the end, one
-    statement per table, so a submission costs a handful of statements and no ORM flush.
     """
-    text = "\n".join([*draft.texts, *draft.voice_transcripts]).strip()
-    reuse = classified is not None and classified.text.strip() == text
-    result = classified if classified is not None and reuse else ctx.classifier.classify(text)
-    subcategory = result.subcategory if result.is_report else "H08"
-    report_text = "\n".join(draft.texts)
-    transcript = "\n".join(draft.voice_transcripts) or None
-    report_id = insert_id(
-        session,
-        _INSERT_REPORT,
-        {
-            "person_id": sender.id,
-            "channel": draft.channel,
-            "text": report_text,
-            "voice_transcript": transcript,
-            "lng": draft.lng,
-            "lat": draft.lat,
-            "crs": "gcj02",
-            "address": draft.address,
-            "place_hint": result.place_hint.to_dict(),
-            "is_report": result.is_report,
-            "category": subcategory[0] if subcategory else None,
-            "subcategory": subcategory,
-            "confidence": result.confidence,
-            "urgent": result.urgent,
-            "keywords": result.keywords,
-            "alternatives": [{"subcategory": a.subcategory, "score": a.score} for a in result.alternatives],
-            "created_at": now,
-        },
-    )
-    if draft.media_ids:
-        execute_core(session, _ATTACH_MEDIA, {"ids": draft.media_ids, "report_id": report_id})
-    case, first = new_case(
-        session,
-        report_id=report_id,
-        reporter_id=sender.id,
+    content = ReportContent(
+        person_id=sender.id,
+        home_grid_id=sender.home_grid_id,
         channel=draft.channel,
-        category=subcategory[0] if subcategory else None,
-        subcategory=subcategory,
-        urgent=result.urgent,
-        now=now,
-        zone=ctx.zone,
-    )
-    events = [first]
-    placement = place_report(
-        session,
-        ctx.grid_index(),
+        text="\n".join(draft.texts),
+        voice_transcript="\n".join(draft.voice_transcripts) or None,
         lng=draft.lng,
         lat=draft.lat,
-        crs="gcj02",
-        text=report_text,
         address=draft.address,
-        home_grid_id=sender.home_grid_id,
+        media_ids=tuple(draft.media_ids),
     )
-    confident = result.is_report and result.confidence >= ctx.review_below
-    dispatched_to = placement.grid if placement.grid is not None and confident else None
-    if dispatched_to is not None:
-        events += dispatch_new_case(case, dispatched_to, now, ctx.sla, note=f"located by {placement.method}")
-    else:
-        case.needs_review = True
-        case.review_reason = placement.reason or "classifier confidence below the review threshold"
-        if placement.grid is not None:
-            case.grid_id = placement.grid.id  # a suggestion for the operator
-    insert_new_case(session, case, events)
-    if dispatched_to is not None:
-        card_text = (report_text or transcript or "")[:80]
-        notify_dispatched(session, case, dispatched_to, draft.address, card_text, ctx, now, bool(draft.media_ids))
+    filed = submit_report(session, content, ctx, now, classified)
+    case = filed.case
     close_draft(session, draft, "submitted", now, case_id=case.id)
-    name = ctx.classifier.taxonomy.name_of(subcategory)
-    reply = texts.submitted(case.case_no, name, case.urgency == "urgent", case.needs_review)
-    return Submission(case=case, result=result, reply=reply)
-
-
-def notify_dispatched(
-    session: Session,
-    case: Case,
-    grid: PlacedGrid,
-    address: str | None,
-    text: str,
-    ctx: IntakeContext,
-    now: datetime,
-    has_photos: bool = False,
-) -> None:
-    deadline = texts.fmt_time(case.accept_deadline, ctx.zone) if case.accept_deadline else "—"
-    link = f"{ctx.public_base_url.rstrip('/')}/m/cases/{case.case_no}"
-    photo = first_photo(session, case.report_id) if has_photos else None
-    card = texts.group_card(
-        case.case_no,
-        ctx.classifier.taxonomy.name_of(case.subcategory),
-        case.urgency == "urgent",
-        address or grid.name,
-        text,
-        deadline,
-        link,
-        f"{link}/photos/{photo}" if photo is not None else None,
-    )
-    tell_grid(session, grid, card, now, dedupe_key=f"case:{case.id}:dispatch:{case.last_event_seq}", case=case)
-    if ctx.announcer is not None:
-        tell_departments(session, ctx.announcer, case, grid.name, card, now)
+    reply = texts.submitted(case.case_no, filed.category_name, case.urgency == "urgent", case.needs_review)
+    return Submission(case=case, result=filed.result, reply=reply)
 
 
 _IDLE_DRAFTS = (

@@ -13,6 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select as sa_select
+from sqlalchemy import table as sa_table
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import ColumnClause
 from sqlmodel import Session, col, select
 
 from handlers.errors import InvalidInput, NotFound
@@ -214,3 +220,111 @@ def touch_sender(session: Session, sender: Sender, now: datetime) -> None:
 def set_subscribed(session: Session, sender: Sender, subscribed: bool) -> None:
     execute_core(session, _SUBSCRIBE_SENDER, {"person_id": sender.id, "subscribed": subscribed})
     sender.subscribed = subscribed
+
+
+# ---------------------------------------------------------------------------- the mini-program's people
+
+
+@dataclass(frozen=True)
+class WxaLogin:
+    """The person a mini-program login belongs to. `outcome`: existing | created | linked (an account we knew
+    by its unionid, e.g. from the official account, now also has this mini-program openid) | merged (a
+    mini-program-only person folded into the account that has the same unionid)."""
+
+    person: Person
+    outcome: str
+
+
+# What a mini-program-only person can own that moves with them when they turn out to be someone we knew. The
+# history (case_events.actor_id) stays as it was: it is hash-chained, and the old row is kept for it.
+_MERGED_REFERENCES = (("reports", "person_id"), ("cases", "reporter_id"), ("api_tokens", "person_id"))
+
+
+def person_for_wxa(session: Session, openid: str, unionid: str | None, now: datetime) -> WxaLogin:
+    """Find or create the person behind a mini-program openid. A unionid that another account already has (an
+    official-account follower, a staff member) makes them one person: linked, never duplicated. Roles are
+    whatever the account has in the database; a new person is a resident."""
+    if not openid:
+        raise InvalidInput("a mini-program login needs an openid")
+    known = session.exec(select(Person).where(Person.wxa_openid == openid)).first()
+    same = _person_with_unionid(session, unionid, exclude=known.id if known else None) if unionid else None
+    if known is not None:
+        if same is not None and same.wxa_openid is None and _mergeable(session, known):
+            return WxaLogin(_merge_wxa_person(session, known, same, openid, unionid), "merged")
+        if unionid and known.unionid is None and same is None:
+            known.unionid = unionid
+            session.add(known)
+        return WxaLogin(known, "existing")
+    if same is not None:
+        same.wxa_openid = openid  # also when it had another mini-program openid (the appid was changed)
+        session.add(same)
+        session.flush()
+        return WxaLogin(same, "linked")
+    person = Person(
+        name="",
+        roles=["resident"],
+        wxa_openid=openid,
+        unionid=unionid,
+        active=True,
+        subscribed=False,
+        created_at=now,
+        last_interaction_at=None,
+    )
+    try:
+        with session.begin_nested():  # two first logins at once: the second finds the first's row
+            session.add(person)
+    except IntegrityError:
+        existing = session.exec(select(Person).where(Person.wxa_openid == openid)).first()
+        if existing is None:
+            raise
+        return WxaLogin(existing, "existing")
+    return WxaLogin(person, "created")
+
+
+def _person_with_unionid(session: Session, unionid: str, exclude: int | None) -> Person | None:
+    query = select(Person).where(Person.unionid == unionid, col(Person.active).is_(True))
+    if exclude is not None:
+        query = query.where(Person.id != exclude)
+    # An account with a login or an official-account openid first: that is the one people already know.
+    candidates = session.exec(query.order_by(col(Person.id))).all()
+    return next((p for p in candidates if p.login or p.openid), candidates[0] if candidates else None)
+
+
+def _mergeable(session: Session, person: Person) -> bool:
+    """Only a plain mini-program resident is folded into another account, and only when nothing but reports,
+    cases and tokens point at it (sign-ups, points and staff assignments are other modules' to move). The
+    references are read from the database itself, so a table added later is counted without a change here."""
+    if person.openid or person.login or set(person.roles) - {"resident"}:
+        return False
+    movable = set(_MERGED_REFERENCES) | {("case_events", "actor_id")}
+    schema = sa_inspect(session.connection())
+    for table_name in schema.get_table_names():
+        for fk in schema.get_foreign_keys(table_name):
+            if fk["referred_table"] != "people":
+                continue
+            for column_name in fk["constrained_columns"]:
+                if (table_name, column_name) in movable:
+                    continue
+                column: ColumnClause[Any] = sa_column(column_name)
+                probe = sa_select(column).select_from(sa_table(table_name, column)).where(column == person.id)
+                if execute_core(session, probe.limit(1)).first() is not None:
+                    return False
+    return True
+
+
+def _merge_wxa_person(session: Session, old: Person, keep: Person, openid: str, unionid: str | None) -> Person:
+    assert old.id is not None and keep.id is not None
+    old.wxa_openid = None
+    old.unionid = None
+    old.active = False
+    session.add(old)
+    session.flush()  # the openid is unique: free it before the other account takes it
+    tables = {t.name: t for t in Person.metadata.sorted_tables}
+    for table_name, column_name in _MERGED_REFERENCES:
+        column = tables[table_name].c[column_name]
+        execute_core(session, update(tables[table_name]).where(column == old.id).values({column_name: keep.id}))
+    keep.wxa_openid = openid
+    keep.unionid = keep.unionid or unionid
+    session.add(keep)
+    session.flush()
+    return keep

@@ -370,3 +370,161 @@ def photo_too_big(position: int, limit_bytes: int) -> str:
 
 def note_too_long(limit: int) -> str:
     return f"填写的内容太长，请精简到{limit}字以内。"
+
+
+# ---------------------------------------------------------------------------- the mini-program (/api/v1/reports)
+
+UNSATISFIED_NOTE = "居民评价不满意"  # the reopen note when a rating is below 3
+WXA_NOT_A_REPORT = (
+    "没能看出您要反映什么问题。请具体描述：在哪里、发生了什么（例如“幸福小区3号楼门口井盖丢了”），可以附上照片。"
+)
+WXA_NEED_TEXT = "请填写问题描述。"
+WXA_BAD_PLACE = "没有取得有效的位置，请重新选择位置后再提交。"
+WXA_OUTSIDE_CHINA = "所选位置不在服务范围内，请重新选择位置。"
+WXA_TOO_LARGE = "上传的内容太大，请减少或压缩照片后重试。"
+WXA_BAD_FORM = "提交的内容不完整，请重新填写后提交。"
+WXA_RATING_NOT_YET = "该事件还没有办结，办结后再请您评价。"
+WXA_LOGIN_FAILED = "登录已失效，请重新打开小程序登录。"
+WXA_LOGIN_BUSY = "微信服务繁忙，请稍后再试。"
+WXA_ACCOUNT_DISABLED = "该账号已停用，如有疑问请联系所在网格。"
+WXA_ACCOUNT_BLOCKED = "微信暂时无法验证您的身份，请稍后再试或改用公众号反映问题。"
+
+
+def wxa_submitted(case_no: str, category: str | None, urgent: bool, needs_review: bool) -> str:
+    text = f"您反映的问题已登记，编号 {case_no}，类别：{category or '待分类'}。"
+    if urgent:
+        text += URGENT_NOTE
+    text += REVIEW_NOTE if needs_review else "我们会尽快交由网格员处理。"
+    return text + "可在“我的上报”查看办理进度。"
+
+
+def text_too_long(limit: int) -> str:
+    return f"问题描述太长，请精简到{limit}字以内。"
+
+
+# ---------------------------------------------------------------------------- volunteer activities (志愿活动)
+
+WEEKDAYS = "一二三四五六日"
+
+
+def activity_when(starts_at: datetime, ends_at: datetime, zone: ZoneInfo) -> str:
+    """11月25日（周三）09:00–12:00; an activity past midnight names its end day too."""
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    day = f"{start.month}月{start.day}日（周{WEEKDAYS[start.weekday()]}）"
+    if end.date() != start.date():
+        return f"{day}{start:%H:%M}–{end.month}月{end.day}日 {end:%H:%M}"
+    return f"{day}{start:%H:%M}–{end:%H:%M}"
+
+
+def activity_points_rule(points_per_hour: int, points_cap: int | None) -> str:
+    if points_per_hour <= 0:
+        return "不计积分"
+    rule = f"每小时{points_per_hour}分（按实际服务时长）"
+    return rule + (f"，最多{points_cap}分" if points_cap else "")
+
+
+def _activity_lines(title: str, when: str, place: str) -> list[str]:
+    return [f"> 活动：{title}", f"> 时间：{when}", f"> 地点：{place or '见活动详情'}"]
+
+
+def activity_card(
+    title: str, when: str, place: str, confirmed: int, capacity: int, rule: str, deadline: str, link: str
+) -> str:
+    """A newly published activity, for the grid's group: what, when, where, how many places are left."""
+    lines = ["**【志愿活动】招募志愿者**", *_activity_lines(title, when, place)]
+    lines += [f"> 名额：已报名 {confirmed}/{capacity}", f"> 积分：{rule}", f"> 报名截止：{deadline}"]
+    lines.append(f"[点击报名]({link})")
+    return "\n".join(lines)
+
+
+def activity_changed_card(
+    title: str, when: str, place: str, confirmed: int, capacity: int, deadline: str, link: str
+) -> str:
+    lines = ["**【志愿活动】活动信息有变更**", *_activity_lines(title, when, place)]
+    lines += [f"> 名额：已报名 {confirmed}/{capacity}", f"> 报名截止：{deadline}", f"[查看详情]({link})"]
+    return "\n".join(lines)
+
+
+def activity_cancelled_card(title: str, when: str, reason: str) -> str:
+    lines = ["**【志愿活动】活动取消**", f"> 活动：{title}", f"> 原定时间：{when}", f"> 原因：{reason}"]
+    lines.append("> 已报名的志愿者将收到通知，感谢大家的支持。")
+    return "\n".join(lines)
+
+
+def activity_cancelled_notice(title: str, when: str, reason: str) -> str:
+    return f"【志愿活动取消】您报名的“{title}”（{when}）已取消，原因：{reason}。感谢您的支持，欢迎报名其他活动。"
+
+
+def activity_changed_notice(title: str, when: str, place: str) -> str:
+    return (
+        f"【志愿活动变更】您报名的“{title}”时间或地点有变：{when}，{place or '见活动详情'}。"
+        "如不能参加，请在报名截止前取消。"
+    )
+
+
+def promoted_notice(title: str, when: str, place: str) -> str:
+    return (
+        f"【候补转正】有志愿者取消报名，您已从候补转为正式报名“{title}”（{when}，{place or '见活动详情'}）。"
+        "请准时签到。"
+    )
+
+
+# Chinese for the mini-program to show when an activity request is refused (the API's `notice`).
+ACTIVITY_NOTICES = {
+    "not_volunteer": "只有志愿者和居民可以报名参加活动。",
+    "not_organiser": "只有本网格的网格长或管理员可以发布和管理活动。",
+    "cancelled": "该活动已取消。",
+    "signup_closed": "报名已截止。",
+    "not_signed_up": "您还没有报名这个活动。",
+    "not_confirmed": "您目前是候补，未获得正式名额，不能签到。",
+    "already_done": "活动已开始或已结束，不能再取消报名。",
+    "too_late": "签到时间已过。",
+    "checkout_too_late": "签退时间已过，请联系网格长确认服务时长。",
+    "not_checked_in": "您还没有签到。",
+    "no_place": "该活动没有设置集合地点，请联系网格长确认到场。",
+    "started": "活动已经开始，不能再修改。",
+    "ended": "活动已经结束。",
+    "capacity_below_confirmed": "名额不能少于已报名人数。",
+}
+
+
+def too_early(opens: str) -> str:
+    return f"还没到签到时间，{opens} 起可以签到。"
+
+
+def outside_geofence(distance_m: float, radius_m: int) -> str:
+    return f"您距离活动地点约{round(distance_m)}米，需在{radius_m}米范围内才能签到或签退。"
+
+
+# ---------------------------------------------------------------------------- points (积分) and 爱心超市
+
+def activity_points_reason(title: str) -> str:
+    return f"志愿服务：{title}"[:200]
+
+
+def report_points_reason(case_no: str) -> str:
+    return f"反映问题已办结：{case_no}"
+
+
+def redemption_reason(item: str, quantity: int) -> str:
+    return f"爱心超市兑换：{item}×{quantity}"[:200]
+
+
+def refund_reason(item: str, quantity: int) -> str:
+    return f"取消兑换退回：{item}×{quantity}"[:200]
+
+
+def manual_reason(note: str) -> str:
+    return f"积分调整：{note}"[:200]
+
+
+POINTS_NOTICES = {
+    "insufficient_points": "积分不足，无法兑换。",
+    "out_of_stock": "库存不足，请选择其他物品或减少数量。",
+    "item_unavailable": "该物品已下架。",
+    "already_handed_over": "该物品已领取，不能取消兑换。",
+    "cancelled": "该兑换已取消。",
+    "not_manager": "只有该网格的网格长或管理员可以管理爱心超市。",
+}
+
+ANONYMOUS_VOLUNTEER = "志愿者"

@@ -9,7 +9,7 @@ from models.grids import Grid
 from models.messages import InboundMessage, ReportDraft, ServiceToken
 from models.outbox import OutboxMessage, SchedulerLease
 from models.people import ApiToken, Person, PersonGrid
-from models.points import PointsEntry
+from models.points import PointsEntry, Redemption, RedemptionItem
 from models.reports import Media, Report
 from models.types import utcnow
 
@@ -26,6 +26,8 @@ __all__ = [
     "Person",
     "PersonGrid",
     "PointsEntry",
+    "Redemption",
+    "RedemptionItem",
     "Report",
     "ReportDraft",
     "SchedulerLease",

@@ -7,6 +7,10 @@ test registers), and can be told to fail: `fail(path, errcode=-1, times=2)`, `fa
 WeCom's side: robots (`cgi-bin/webhook/send`), and a self-built application's `cgi-bin/gettoken` (checked against
 `wecom_corpid` / `wecom_secret`) and `cgi-bin/appchat/send` to the chats in `chats`. `expire_wecom_token()`
 makes the current WeCom token answer 42001 (expired); a token never handed out answers 40014.
+
+The mini-program's `sns/jscode2session` (checked against `wxa_appid` / `wxa_secret`): `login_code(openid,
+unionid=None)` scripts a wx.login code, usable once (again: 40163); an unknown code answers 40029. Every answer
+carries a session_key (`SESSION_KEY_PREFIX` …), so tests can check that it is never stored or logged.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ def jpeg_bytes(width: int = 64, height: int = 48, color: str = "orange") -> byte
     return buffer.getvalue()
 
 
+SESSION_KEY_PREFIX = "SK-never-stored-"
+
+
 @dataclass
 class Call:
     path: str
@@ -47,6 +54,10 @@ class FakeWeChat:
     chat_messages: list[dict[str, Any]] = field(default_factory=list)  # appchat/send bodies accepted
     wecom_tokens: set[str] = field(default_factory=set)
     expired_wecom_tokens: set[str] = field(default_factory=set)
+    wxa_appid: str = "wxaFAKE"
+    wxa_secret: str = "wxa-s3cret"
+    wxa_codes: dict[str, dict[str, str]] = field(default_factory=dict)  # code → openid (and unionid)
+    used_wxa_codes: set[str] = field(default_factory=set)
     _serial: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,6 +73,13 @@ class FakeWeChat:
         with self._lock:
             self.expired_wecom_tokens |= self.wecom_tokens
             self.wecom_tokens.clear()
+
+    def login_code(self, openid: str, unionid: str | None = None) -> str:
+        """A code as wx.login() would hand it to the mini-program, for this user."""
+        code = f"CODE-{next(self._serial)}"
+        with self._lock:
+            self.wxa_codes[code] = {"openid": openid, **({"unionid": unionid} if unionid else {})}
+        return code
 
     def calls_to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
@@ -165,6 +183,29 @@ class FakeWeChat:
             with self._lock:
                 self.chat_messages.append(body)
             return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+        @app.get("/sns/jscode2session")
+        async def jscode2session(request: Request) -> Response:
+            call = await record(request)
+            if (failed := scripted(call.path)) is not None:
+                return failed
+            params = call.params
+            if params.get("appid") != self.wxa_appid:
+                return JSONResponse({"errcode": 40013, "errmsg": "invalid appid"})
+            if params.get("secret") != self.wxa_secret:
+                return JSONResponse({"errcode": 40125, "errmsg": "invalid appsecret"})
+            if params.get("grant_type") != "authorization_code":
+                return JSONResponse({"errcode": 40002, "errmsg": "invalid grant_type"})
+            code = params.get("js_code", "")
+            with self._lock:
+                if code in self.used_wxa_codes:
+                    return JSONResponse({"errcode": 40163, "errmsg": "code been used"})
+                user = self.wxa_codes.get(code)
+                if user is None:
+                    return JSONResponse({"errcode": 40029, "errmsg": "invalid code"})
+                self.used_wxa_codes.add(code)
+            # Like WeChat: no errcode field on success, and a session_key we must never keep.
+            return JSONResponse({**user, "session_key": f"{SESSION_KEY_PREFIX}{next(self._serial)}"})
 
         @app.post("/cgi-bin/webhook/send")
         async def robot(request: Request) -> Response:
