@@ -5,12 +5,14 @@ rate the result, see their photos."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import and_, bindparam, insert, or_, update
 from sqlmodel import Session, col, func, select
 
 from classifier.engine import Classification, Classifier
@@ -19,9 +21,11 @@ from handlers.access import Actor, roles_on_case
 from handlers.announce import Announcer, first_photo, tell_departments
 from handlers.cases import ActionInput, act_on_case, case_events, dispatch_new_case, get_case, insert_new_case, new_case
 from handlers.errors import NotFound
+from handlers.geo import convert
 from handlers.grids import GridIndex
 from handlers.notify import tell_grid
 from handlers.routing import PlacedGrid, place_report
+from handlers.signups import haversine_m
 from handlers.sla import SlaPolicy
 from models import Case, CaseEvent, Media, Report
 from models.db import execute_core, insert_id
@@ -311,3 +315,78 @@ def rate_own_report(session: Session, actor: Actor, case_no: str, rating: int, n
         case = act_on_case(session, case_no, "reopen", actor, now, sla, ActionInput(note=texts.UNSATISFIED_NOTE))
     session.flush()
     return Rated(case=case, reopened=reopened, events=case_events(session, case))
+
+
+# ---------------------------------------------------------------------------- the public map of recent cases
+
+MAP_CELL_DEG = 0.001  # published points are rounded to 3 decimals (~111 m north-south, ~88 m east-west at 38°N)
+NOT_ON_MAP = frozenset({"invalid", "merged"})
+_M_PER_DEG = 111_195.08  # one degree of latitude on the mean-radius sphere
+_MAX_GCJ_OFFSET_DEG = 0.01  # the WGS-84 → GCJ-02 offset is below this everywhere in China
+
+
+@dataclass(frozen=True)
+class MapCase:
+    status: str
+    category: str | None
+    subcategory: str | None
+    urgency: str
+    created_at: datetime
+    resolved_at: datetime | None
+    lng: float  # GCJ-02, rounded to MAP_CELL_DEG
+    lat: float
+
+
+def coarse(value: float) -> float:
+    """Round half up to MAP_CELL_DEG (3 decimals), the same way on every platform."""
+    return round(math.floor(value / MAP_CELL_DEG + 0.5) * MAP_CELL_DEG, 3)
+
+
+def nearby_cases(
+    session: Session, lng: float, lat: float, radius_m: float, since: datetime, *, limit: int
+) -> tuple[list[MapCase], bool]:
+    """Cases reported since `since` whose coarse point lies within `radius_m` of (lng, lat), GCJ-02, newest first;
+    and whether more than `limit` matched. Left out: invalid and merged cases, texts the classifier judged not
+    to be reports, and cases still waiting in the operators' review queue (nobody has checked them yet).
+
+    The distance is measured to the rounded point, never the exact one, so that narrowing the radius cannot
+    reveal where a resident stood. The bounding box in SQL is widened by half a cell (and, for points stored in
+    WGS-84, by the datum offset) so that no point whose rounded position is inside is missed."""
+    dlat = radius_m / _M_PER_DEG + MAP_CELL_DEG / 2
+    dlng = radius_m / (_M_PER_DEG * math.cos(math.radians(min(abs(lat) + dlat, 89.0)))) + MAP_CELL_DEG / 2
+
+    def box(margin: float) -> Any:
+        return and_(
+            col(Report.lng).between(lng - dlng - margin, lng + dlng + margin),
+            col(Report.lat).between(lat - dlat - margin, lat + dlat + margin),
+        )
+
+    query = (
+        select(  # type: ignore[call-overload]  # nine columns: more than sqlmodel's overloads spell out
+            *(Case.status, Case.category, Case.subcategory, Case.urgency, Case.created_at, Case.resolved_at),
+            *(Report.lng, Report.lat, Report.crs),
+        )
+        .join(Report, col(Case.report_id) == col(Report.id))
+        .where(
+            col(Case.created_at) >= since,
+            col(Case.status).not_in(NOT_ON_MAP),
+            col(Case.merged_into_id).is_(None),
+            col(Case.needs_review).is_(False),
+            col(Report.is_report).is_(True),
+            or_(and_(col(Report.crs) == "gcj02", box(0.0)), and_(col(Report.crs) != "gcj02", box(_MAX_GCJ_OFFSET_DEG))),
+        )
+        .order_by(col(Case.created_at).desc(), col(Case.id).desc())
+    )
+    found: list[MapCase] = []
+    for status, category, subcategory, urgency, created_at, resolved_at, p_lng, p_lat, crs in session.exec(query):
+        if p_lng is None or p_lat is None:
+            continue
+        if crs != "gcj02":
+            p_lng, p_lat = convert(p_lng, p_lat, crs, "gcj02")
+        c_lng, c_lat = coarse(p_lng), coarse(p_lat)
+        if haversine_m(lng, lat, c_lng, c_lat) > radius_m:
+            continue
+        if len(found) == limit:
+            return found, True
+        found.append(MapCase(status, category, subcategory, urgency, created_at, resolved_at, c_lng, c_lat))
+    return found, False

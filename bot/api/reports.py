@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -30,9 +30,11 @@ from handlers import texts
 from handlers.errors import InvalidTransition
 from handlers.geo import out_of_china
 from handlers.reports import (
+    MAP_CELL_DEG,
     OwnReport,
     ReportContent,
     UploadedPhoto,
+    nearby_cases,
     own_reports,
     rate_own_report,
     record_photos,
@@ -368,6 +370,75 @@ def post_report(
         needs_review=case.needs_review,
         photos=[_photo_link(base, case.case_no, media_id) for media_id in media_ids],
         message=texts.wxa_submitted(case.case_no, filed.category_name, case.urgency == "urgent", case.needs_review),
+    )
+
+
+class MapCase(BaseModel):
+    """One case on the public map: what and how far along, never who, what they wrote or exactly where."""
+
+    status: str
+    status_name: str
+    category: str | None
+    category_name: str | None
+    subcategory: str | None
+    subcategory_name: str | None
+    urgent: bool
+    created_at: datetime
+    resolved_at: datetime | None
+    lng: float = Field(description="GCJ-02, rounded to 3 decimals (0.001°, about 100 m)")
+    lat: float = Field(description="GCJ-02, rounded to 3 decimals")
+
+
+class NearbyReports(BaseModel):
+    items: list[MapCase] = Field(description="newest first")
+    truncated: bool = Field(description="more cases matched than `limit`")
+    crs: str = "gcj02"
+    precision_deg: float = Field(default=MAP_CELL_DEG, description="points are rounded to this")
+
+
+@router.get(
+    "/nearby",
+    response_model=NearbyReports,
+    responses={
+        422: {"model": Refusal, "description": "a parameter missing, not a number, out of range or outside China"}
+    },
+)
+def nearby_reports(
+    session: SessionDep,
+    clock: ClockDep,
+    response: Response,
+    lng: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="centre, GCJ-02")],
+    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="centre, GCJ-02")],
+    radius_m: Annotated[int, Query(ge=100, le=5000, description="metres")] = 2000,
+    days: Annotated[int, Query(ge=1, le=90, description="reported in the last this many days")] = 30,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> NearbyReports:
+    """Public map feed (no token needed; a token sent is ignored and changes nothing): recent cases near a point,
+    without case numbers, texts, addresses, photos or people. Invalid, merged and not-a-report cases and those
+    still in the operators' review queue are left out."""
+    if out_of_china(lng, lat):
+        raise _refuse(422, "outside_china", f"({lng}, {lat}) is not in China (GCJ-02)", texts.WXA_OUTSIDE_CHINA)
+    rows, truncated = nearby_cases(session, lng, lat, radius_m, clock() - timedelta(days=days), limit=limit)
+    response.headers["Cache-Control"] = "public, max-age=60"
+    taxonomy = default_taxonomy()
+    return NearbyReports(
+        items=[
+            MapCase(
+                status=row.status,
+                status_name=texts.STATUS_NAMES.get(row.status, row.status),
+                category=row.category,
+                category_name=_category_name(row.category),
+                subcategory=row.subcategory,
+                subcategory_name=taxonomy.name_of(row.subcategory),
+                urgent=row.urgency == "urgent",
+                created_at=row.created_at,
+                resolved_at=row.resolved_at,
+                lng=row.lng,
+                lat=row.lat,
+            )
+            for row in rows
+        ],
+        truncated=truncated,
     )
 
 
