@@ -273,10 +273,11 @@ def post_adjustment(
         points_rules(settings),
         body.idempotency_key,
     )
+    balance = balance_of(session, body.person_id)
     session.commit()
     if not new:
         response.status_code = status.HTTP_200_OK
-    return AdjustmentResult(entry=entry_public(entry), balance=balance_of(session, body.person_id))
+    return AdjustmentResult(entry=entry_public(entry), balance=balance)
 
 
 @router.get("/leaderboard", response_model=Leaderboard, responses=REFUSALS)
@@ -353,8 +354,9 @@ def post_redemption(
     redemption, _ = redeem(
         session, caller.actor, item_id, clock(), quantity=body.quantity, client_key=body.idempotency_key
     )
+    balance = balance_of(session, redemption.person_id)  # under the person's lock: this redemption's own result
     session.commit()
-    return redemptions_public(session, [redemption], balance_of(session, redemption.person_id))[0]
+    return redemptions_public(session, [redemption], balance)[0]
 
 
 def _own_balance(session: Session, actor: Actor, redemption: Redemption) -> int | None:
@@ -401,5 +403,6 @@ def post_cancel_redemption(
 ) -> RedemptionPublic:
     """Cancel a redemption not yet handed over (the redeemer, or a leader/admin): stock back, points refunded."""
     redemption = cancel_redemption(session, caller.actor, redemption_id, body.reason, clock())
+    balance = _own_balance(session, caller.actor, redemption)
     session.commit()
-    return redemptions_public(session, [redemption], _own_balance(session, caller.actor, redemption))[0]
+    return redemptions_public(session, [redemption], balance)[0]
