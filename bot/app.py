@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
-from bot import mobile, wechat
+from bot import activities_page, mobile, wechat
 from bot.api import activities, admin, auth, cases, grids, points, reports
 from bot.api.points import points_rules
 from bot.classification import ClassifierHolder
@@ -97,6 +97,7 @@ def create_app(
     app.include_router(points.router)
     app.include_router(reports.router)
     app.include_router(mobile.router)
+    app.include_router(activities_page.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

@@ -528,3 +528,32 @@ POINTS_NOTICES = {
 }
 
 ANONYMOUS_VOLUNTEER = "志愿者"
+
+
+# ---------------------------------------------------------------------------- public activity page (/m/activities/<id>)
+
+ACTIVITY_PAGE = {
+    "title": "志愿活动",
+    "when": "时间",
+    "place": "地点",
+    "organiser": "发起网格",
+    "places": "名额",
+    "deadline": "报名截止",
+    "points": "积分",
+    "status": "状态",
+    "open": "报名中",
+    "closed": "报名已截止",
+    "ended": "活动已结束",
+    "cancelled": "已取消",
+    "how_title": "如何报名",
+    "how": (
+        "请在微信中打开「网格通」小程序，进入“志愿活动”，找到本活动后点击“报名”。"
+        "名额已满时将进入候补，有人取消后按先后顺序递补。"
+    ),
+    "not_found_title": "没有找到这个活动",
+    "not_found": "活动不存在或链接有误，请从群消息中的报名链接重新打开。",
+}
+
+
+def activity_places(confirmed: int, capacity: int, waiting: int) -> str:
+    return f"已报名 {confirmed}/{capacity}" + (f"（候补 {waiting} 人）" if waiting else "")
