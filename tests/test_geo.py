@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from sqlmodel import Session
 
-from handlers.geo import convert, gcj02_to_wgs84, wgs84_to_gcj02
+from handlers.geo import convert, gcj02_to_wgs84, wgs84_to_gcj02, wgs84_to_gcj02_array
 from handlers.grids import GridIndex, import_grids
-from tests.factories import small_district
+from tests.factories import feature, small_district, square
 
 # (WGS-84 lng, lat) → (GCJ-02 lng, lat) from the test table of googollee/eviltransform, go/transform_test.go
 # (https://github.com/googollee/eviltransform), the implementation of the published formula most ports copy.
@@ -89,3 +90,36 @@ def test_grids_stored_in_gcj02_place_gps_points_a_metre_from_an_edge(session: Se
     assert [g.code for g in index.locate(*west, crs="wgs84")][:1] == ["A"]
     assert [g.code for g in index.locate(*east, crs="wgs84")][:1] == ["B"]
     assert [g.code for g in index.locate(*wgs84_to_gcj02(*west), crs="gcj02")][:1] == ["A"]  # no conversion
+
+
+def test_the_array_form_of_the_offset_matches_the_scalar_one_and_leaves_points_outside_china() -> None:
+    rng = np.random.default_rng(7)
+    inside = np.column_stack((rng.uniform(75, 135, 500), rng.uniform(18, 53, 500)))
+    outside = np.array([[2.35, 48.85], [-74.0, 40.7], [151.2, -33.9]])
+    got = wgs84_to_gcj02_array(np.vstack((inside, outside)))
+    expected = [wgs84_to_gcj02(lng, lat) for lng, lat in inside.tolist()]
+    assert np.abs(got[:500] - np.array(expected)).max() < 1e-12
+    assert np.array_equal(got[500:], outside)
+
+
+def test_wechat_points_10_cm_from_the_edge_of_a_20_km_grid_land_on_their_side(session: Session) -> None:
+    # Unsegmented, a straight WGS-84 edge this long would bend by metres once moved into GCJ-02 (along a parallel
+    # the latitude offset swings with a period of 1/3 degree of longitude); the index cuts edges before converting
+    # them, so GCJ-02 lookups agree with the exact inverse this close to the edge.
+    district = {
+        "type": "FeatureCollection",
+        "features": [
+            feature("D", None, "district", square(114.30, 37.90, 0.40)),
+            feature("S", "D", "grid", square(114.30, 37.90, 0.20)),
+            feature("N", "D", "grid", square(114.30, 38.10, 0.20)),
+        ],
+    }
+    import_grids(session, district)
+    index = GridIndex.from_session(session)
+    assert index.crs == "wgs84"
+    for step in range(1, 40):
+        lng = 114.30 + 0.2 * step / 40
+        for lat, code in ((38.10 - 0.1 * METRE, "S"), (38.10 + 0.1 * METRE, "N")):
+            gcj = wgs84_to_gcj02(lng, lat)
+            assert [g.code for g in index.locate(*gcj, crs="gcj02")][:1] == [code], (step, code)
+            assert [g.code for g in index.locate(lng, lat, crs="wgs84")][:1] == [code]
