@@ -20,6 +20,7 @@ from sqlmodel import Session
 from bot.app import create_app
 from bot.config import AppSettings, ClassifierSettings, DatabaseSettings, MediaSettings, Settings
 from models.db import make_engine, new_session, upgrade_schema
+from tests.fakes.wechat_api import FakeWeChat
 
 # CLI subprocesses in tests must never pick up a developer's own overrides.
 for _var in [v for v in os.environ if v.startswith("GRIDBOT_")]:
@@ -151,6 +152,15 @@ def live(settings: Settings, engine: Engine, clock: FakeClock) -> Iterator[LiveS
     app = create_app(settings, engine=engine, clock=clock)
     with LiveServer(app) as server:
         yield server
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeChat]:
+    """The fake WeChat/WeCom API on a loopback port (`fake.url`); tests point the configured base URLs at it."""
+    api = FakeWeChat()
+    with LiveServer(api.app()) as server:
+        api.url = server.url  # type: ignore[attr-defined]
+        yield api
 
 
 @pytest.fixture

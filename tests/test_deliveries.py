@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,18 +24,10 @@ from handlers.deliveries import list_deliveries, retry_deliveries
 from handlers.errors import InvalidInput, NotFound
 from models import Media
 from models.db import new_session, session_scope
-from tests.conftest import FakeClock, LiveServer
+from tests.conftest import FakeClock
 from tests.factories import auth, make_person, token_for
 from tests.fakes.wechat_api import FakeWeChat
 from tests.test_gateway_outbox import Rig, point_at
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeWeChat]:
-    api = FakeWeChat()
-    with LiveServer(api.app()) as server:
-        api.url = server.url  # type: ignore[attr-defined]
-        yield api
 
 
 @pytest.fixture

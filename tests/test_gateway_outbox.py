@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,16 +21,8 @@ from bot.storage import LocalMediaStore
 from handlers.notify import enqueue
 from models import Media, OutboxMessage, Person
 from models.db import new_session, session_scope
-from tests.conftest import FakeClock, LiveServer, free_port
+from tests.conftest import FakeClock, free_port
 from tests.fakes.wechat_api import FakeWeChat, jpeg_bytes
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeWeChat]:
-    api = FakeWeChat()
-    with LiveServer(api.app()) as server:
-        api.url = server.url  # type: ignore[attr-defined]
-        yield api
 
 
 def point_at(settings: Settings, base_url: str, template: str = "") -> Settings:

@@ -27,14 +27,6 @@ JSCODE2SESSION = "/sns/jscode2session"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeWeChat]:
-    api = FakeWeChat()
-    with LiveServer(api.app()) as server:
-        api.url = server.url  # type: ignore[attr-defined]
-        yield api
-
-
-@pytest.fixture
 def settings(settings: Settings, fake: FakeWeChat) -> Settings:
     """The shared test settings, with the mini-program pointed at the fake WeChat."""
     wxa = WxaSettings(

@@ -32,14 +32,6 @@ TEXT = "小区门口的井盖丢了，很危险"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeWeChat]:
-    api = FakeWeChat()
-    with LiveServer(api.app()) as server:
-        api.url = server.url  # type: ignore[attr-defined]
-        yield api
-
-
-@pytest.fixture
 def settings(settings: Settings, fake: FakeWeChat) -> Settings:
     """The mini-program pointed at the fake WeChat; the city-management department has a group (D01 is its)."""
     wxa = WxaSettings(
